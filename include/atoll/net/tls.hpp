@@ -1,0 +1,59 @@
+#pragma once
+// TLS server configuration (OpenSSL 3): certificates, ALPN and SNI.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_st SSL;
+
+namespace atl::net {
+
+struct TlsOptions {
+  /// PEM certificate chain and private key served by default.
+  std::string cert_file;
+  std::string key_file;
+  /// ALPN protocols in server preference order, e.g. {"h2", "http/1.1"}.
+  /// Empty: no ALPN negotiation.
+  std::vector<std::string> alpn;
+  /// Per-host certificates chosen by SNI; unknown names get the default.
+  struct Host {
+    std::string name;
+    std::string cert_file;
+    std::string key_file;
+  };
+  std::vector<Host> hosts;
+  /// A client must finish the handshake within this time. Default 10 s: a
+  /// client that opens a connection and sends nothing holds a slot (and a
+  /// TLS state of some kilobytes) for no more than this.
+  std::int64_t handshake_timeout_ms = 10'000;
+};
+
+/// Shared, immutable-after-construction TLS state for a server.
+/// TLS 1.2 is the minimum; session tickets are on.
+class TlsContext {
+ public:
+  /// Loads every certificate and key; throws std::runtime_error naming the
+  /// file and OpenSSL's reason when one cannot be used.
+  explicit TlsContext(const TlsOptions& options);
+  ~TlsContext();
+  TlsContext(const TlsContext&) = delete;
+  TlsContext& operator=(const TlsContext&) = delete;
+
+  /// A new server-side session on a connected descriptor.
+  SSL* new_session(int fd) const;
+
+ private:
+  static int on_servername(SSL* ssl, int* alert, void* arg);
+  static int on_alpn(SSL* ssl, const unsigned char** out, unsigned char* outlen,
+                     const unsigned char* in, unsigned inlen, void* arg);
+  SSL_CTX* make_ctx(const std::string& cert, const std::string& key);
+
+  SSL_CTX* default_ = nullptr;
+  std::map<std::string, SSL_CTX*> by_host_;
+  std::string alpn_wire_;  // length-prefixed protocol list
+};
+
+}  // namespace atl::net

@@ -1,0 +1,450 @@
+#include <atoll/net/server.hpp>
+#include <atoll/runtime/log.hpp>
+#include <atoll/runtime/loop.hpp>
+#include <atoll/runtime/stop.hpp>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+#include <system_error>
+
+namespace atl::net {
+
+using runtime::Task;
+
+namespace {
+
+// Accepts per wake before yielding to the connections just accepted: keeps a
+// connection storm from starving the requests already in flight.
+constexpr int accepts_per_turn = 64;
+// Back-off after EMFILE/ENFILE/ENOBUFS: long enough to let connections close,
+// short enough that clients waiting in the backlog barely notice.
+constexpr std::int64_t accept_backoff_ms = 100;
+
+// One live connection: its place in its loop's list and its description for
+// the watchdog. Lives in the connection task's frame.
+struct Conn final : runtime::TaskTag {
+  Socket* sock = nullptr;
+  Conn* prev = nullptr;
+  Conn* next = nullptr;
+  std::uint64_t id = 0;
+  void describe(std::string& out) const override {
+    out = fmt::format("connection #{} from {}", id, sock ? sock->peer().to_string() : "?");
+  }
+};
+
+struct AcceptorTag final : runtime::TaskTag {
+  std::string what;
+  void describe(std::string& out) const override { out = what; }
+};
+
+[[noreturn]] void fail(const std::string& what, int err) {
+  throw std::system_error(err, std::generic_category(), what);
+}
+
+int make_listener(const Endpoint& ep, int backlog, bool reuseport) {
+  int fd = ::socket(ep.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) fail("socket() for " + ep.to_string(), errno);
+  int one = 1;
+  if (!ep.is_unix()) {
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+      int e = errno;
+      ::close(fd);
+      fail("SO_REUSEPORT on " + ep.to_string(), e);
+    }
+    // [::] then means IPv6 only, so 0.0.0.0 can be bound beside it.
+    if (ep.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  }
+  if (::bind(fd, ep.data(), ep.size()) < 0) {
+    int e = errno;
+    ::close(fd);
+    fail("cannot listen on " + ep.to_string() +
+             (e == EADDRINUSE ? " (another process is using it)" : ""),
+         e);
+  }
+  if (::listen(fd, backlog) < 0) {
+    int e = errno;
+    ::close(fd);
+    fail("listen() on " + ep.to_string(), e);
+  }
+  return fd;
+}
+
+// A Unix socket path left by a process that died is removed; one that a
+// live server still answers on is an error, as with a TCP port in use.
+void clear_stale_unix_socket(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return;
+  if (!S_ISSOCK(st.st_mode))
+    throw std::runtime_error("cannot listen on unix:" + path + ": the path exists and is not a socket");
+  Endpoint ep = Endpoint::unix_path(path);
+  int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  bool alive = probe >= 0 && ::connect(probe, ep.data(), ep.size()) == 0;
+  if (probe >= 0) ::close(probe);
+  if (alive) throw std::runtime_error("cannot listen on unix:" + path + ": another server answers there");
+  ::unlink(path.c_str());
+}
+
+// Waits for a listening socket to become readable, or for the drain.
+struct ListenerWait {
+  runtime::IoWatch& w;
+  bool await_ready() const noexcept { return w.readable; }
+  void await_suspend(std::coroutine_handle<> h) {
+    w.reader = {h, runtime::Loop::current()->current_tag()};
+  }
+  void await_resume() const noexcept {}
+};
+
+}  // namespace
+
+struct Server::LoopState {
+  unsigned index = 0;
+  std::unique_ptr<runtime::Loop> loop;
+  std::thread thread;
+  std::vector<int> listen_fds;
+  std::vector<Endpoint> listen_eps;
+  std::vector<std::unique_ptr<runtime::IoWatch>> listen_watches;
+  std::vector<AcceptorTag> acceptor_tags;
+  ConnSignals signals;
+  Conn* conns = nullptr;
+  std::atomic<std::size_t> connections{0};
+  std::vector<runtime::Waiter> paused_acceptors;
+  bool draining = false;
+  std::int64_t last_accept_error_log = 0;
+};
+
+Server::Server(ServerOptions options, Handler handler)
+    : options_(std::move(options)), handler_(std::move(handler)) {}
+
+Server::~Server() { stop(); }
+
+std::vector<Endpoint> Server::endpoints() const { return endpoints_; }
+
+void Server::open_listeners() {
+  unsigned n = options_.loops ? options_.loops : std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < n; ++i) {
+    auto ls = std::make_unique<LoopState>();
+    ls->index = i;
+    ls->loop = std::make_unique<runtime::Loop>(i);
+    ls->loop->set_lag_threshold(options_.lag_threshold_ms);
+    loops_.push_back(std::move(ls));
+  }
+  auto add = [&](LoopState& ls, int fd, const Endpoint& ep) {
+    ls.listen_fds.push_back(fd);
+    ls.listen_eps.push_back(ep);
+  };
+  if (!options_.inherited_listeners.empty()) {
+    for (int fd : options_.inherited_listeners) {
+      sockaddr_storage ss{};
+      socklen_t len = sizeof ss;
+      if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) < 0)
+        fail("inherited descriptor " + std::to_string(fd) + " is not a socket", errno);
+      Endpoint ep = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+      endpoints_.push_back(ep);
+      if (!port_) port_ = ep.port();
+      for (auto& ls : loops_) add(*ls, ::dup(fd), ep);
+    }
+    return;
+  }
+  std::uint16_t port = options_.port;
+  for (const auto& addr : options_.bind) {
+    Endpoint ep = Endpoint::ip(addr, port);
+    for (auto& ls : loops_) {
+      int fd = make_listener(ep, options_.backlog, true);
+      if (ep.port() == 0) {
+        // The first listener picked a free port: the other loops join it.
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+        ep = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+        port = ep.port();
+      }
+      add(*ls, fd, ep);
+    }
+    endpoints_.push_back(ep);
+    if (!port_) port_ = ep.port();
+  }
+  if (!options_.unix_path.empty()) {
+    // One Unix listener, on loop 0: AF_UNIX has no SO_REUSEPORT balancing.
+    clear_stale_unix_socket(options_.unix_path);
+    Endpoint ep = Endpoint::unix_path(options_.unix_path);
+    add(*loops_[0], make_listener(ep, options_.backlog, false), ep);
+    endpoints_.push_back(ep);
+  }
+  if (endpoints_.empty()) throw std::invalid_argument("server: nothing to listen on (no bind address and no Unix path)");
+}
+
+void Server::start() {
+  if (started_.exchange(true)) throw std::logic_error("server: start() called twice");
+  // Use every descriptor the hard limit allows (as nginx's worker_rlimit_nofile).
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  max_connections_ = options_.max_connections;
+  if (!max_connections_) {
+    std::size_t fds = rl.rlim_cur > 128 ? std::size_t(rl.rlim_cur) - 64 : 64;
+    max_connections_ = std::min<std::size_t>(fds, 16384);
+  }
+  if (options_.tls) tls_ = std::make_unique<TlsContext>(*options_.tls);
+  try {
+    open_listeners();
+  } catch (...) {
+    for (auto& ls : loops_)
+      for (int fd : ls->listen_fds) ::close(fd);
+    loops_.clear();
+    throw;
+  }
+  for (auto& ls : loops_) {
+    LoopState* p = ls.get();
+    p->thread = std::thread([this, p] { run_loop(*p); });
+  }
+}
+
+void Server::run_loop(LoopState& ls) {
+  for (std::size_t i = 0; i < ls.listen_fds.size(); ++i) {
+    auto w = std::make_unique<runtime::IoWatch>();
+    w->fd = ls.listen_fds[i];
+    if (!ls.loop->watch(*w)) log::error("loop {}: cannot watch listener {}", ls.index, ls.listen_eps[i].to_string());
+    ls.listen_watches.push_back(std::move(w));
+  }
+  ls.acceptor_tags.resize(ls.listen_fds.size());
+  for (std::size_t i = 0; i < ls.listen_fds.size(); ++i) {
+    ls.acceptor_tags[i].what = "acceptor for " + ls.listen_eps[i].to_string();
+    ls.loop->spawn(accept_loop(ls, i), &ls.acceptor_tags[i]);
+  }
+  ls.loop->run();
+  // Tasks still alive here were aborted and did not finish in time: destroy
+  // them (closing their sockets) on this thread.
+  ls.loop->destroy_tasks();
+  for (std::size_t i = 0; i < ls.listen_fds.size(); ++i) {
+    if (ls.listen_fds[i] >= 0) ::close(ls.listen_fds[i]);
+    ls.listen_fds[i] = -1;
+  }
+}
+
+bool Server::try_take_slot() noexcept {
+  std::size_t c = active_.load(std::memory_order_relaxed);
+  while (c < max_connections_) {
+    if (active_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) return true;
+  }
+  return false;
+}
+
+void Server::release_slot() {
+  std::size_t before = active_.fetch_sub(1, std::memory_order_acq_rel);
+  if (before == max_connections_) {
+    // We were at the cap: acceptors may be paused on any loop.
+    for (auto& ls : loops_) {
+      LoopState* p = ls.get();
+      p->loop->post([p] {
+        for (auto w : p->paused_acceptors) p->loop->schedule(w);
+        p->paused_acceptors.clear();
+      });
+    }
+  }
+  if (before == 1 && stopped_.load()) {
+    std::lock_guard lock(state_mutex_);
+    state_cv_.notify_all();
+  }
+}
+
+Task<> Server::accept_loop(LoopState& ls, std::size_t i) {
+  runtime::Loop& loop = *ls.loop;
+  runtime::IoWatch& w = *ls.listen_watches[i];
+  const Endpoint& ep = ls.listen_eps[i];
+  if (options_.telemetry) options_.telemetry->listener_started(ep);
+  int turn = 0;
+  while (!ls.draining) {
+    if (!try_take_slot()) {
+      // At the cap: stop accepting, so clients wait in the kernel's backlog.
+      struct Park {
+        LoopState& ls;
+        bool await_ready() const noexcept { return false; }
+        void await_suspend(std::coroutine_handle<> h) {
+          ls.paused_acceptors.push_back({h, ls.loop->current_tag()});
+        }
+        void await_resume() const noexcept {}
+      };
+      co_await Park{ls};
+      continue;
+    }
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    int fd = ::accept4(w.fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      accepted_.fetch_add(1, std::memory_order_relaxed);
+      if (!ep.is_unix()) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      }
+      ls.loop->spawn(connection(ls, fd, peer, len));
+      if (++turn >= accepts_per_turn) {
+        turn = 0;
+        co_await runtime::yield();
+      }
+      continue;
+    }
+    int err = errno;
+    release_slot();
+    if (err == EAGAIN) {
+      w.readable = false;
+      turn = 0;
+      co_await ListenerWait{w};
+      continue;
+    }
+    if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == EPERM) continue;
+    accept_errors_.fetch_add(1, std::memory_order_relaxed);
+    if (options_.telemetry) options_.telemetry->accept_error(ep, err);
+    if (loop.now_ms() - ls.last_accept_error_log >= 1000) {
+      ls.last_accept_error_log = loop.now_ms();
+      log::error("accept on {} failed: {}; backing off {} ms and retrying{}", ep.to_string(),
+                 std::strerror(err), accept_backoff_ms,
+                 err == EMFILE || err == ENFILE ? " (raise the descriptor limit or lower max_connections)" : "");
+    }
+    // The pending connection stays in the backlog; retry after the back-off.
+    co_await runtime::sleep_for(accept_backoff_ms, ls.signals.drain);
+  }
+  if (options_.telemetry) options_.telemetry->listener_stopped(ep);
+}
+
+Task<> Server::connection(LoopState& ls, int fd, sockaddr_storage peer, socklen_t len) {
+  Socket sock(fd, reinterpret_cast<const sockaddr*>(&peer), len, &ls.signals);
+  Conn conn;
+  conn.sock = &sock;
+  conn.id = next_id_.fetch_add(1, std::memory_order_relaxed);
+  ls.loop->set_current_tag(&conn);  // the watchdog names this task after its connection
+  conn.next = ls.conns;
+  if (ls.conns) ls.conns->prev = &conn;
+  ls.conns = &conn;
+  ls.connections.fetch_add(1, std::memory_order_relaxed);
+  std::int64_t started = ls.loop->now_ms();
+  sock.set_io_timeout(options_.io_timeout_ms);
+  if (ls.draining) sock.notify_drain();
+  Telemetry* t = options_.telemetry;
+  auto event = [&] {
+    ConnectionEvent e{conn.id, ls.index, &sock.peer(), sock.is_tls()};
+    e.duration_ms = ls.loop->now_ms() - started;
+    e.bytes_in = sock.bytes_in();
+    e.bytes_out = sock.bytes_out();
+    return e;
+  };
+  if (t) t->connection_started(event());
+
+  bool ready = true;
+  if (tls_) {
+    sock.attach_tls(tls_->new_session(fd));
+    sock.set_deadline(ls.loop->now_ms() + options_.tls->handshake_timeout_ms);
+    IoResult r = co_await sock.tls_handshake();
+    sock.set_deadline(0);
+    if (!r) {
+      ready = false;
+      log::debug("TLS handshake with {} failed: {}", sock.peer().to_string(),
+                 r.error == ETIMEDOUT ? "timed out" : std::strerror(r.error));
+    }
+  }
+  if (ready) {
+    try {
+      co_await handler_(sock);
+    } catch (const std::exception& e) {
+      exceptions_.fetch_add(1, std::memory_order_relaxed);
+      log::warn("handler failed on connection #{} from {}: {}", conn.id, sock.peer().to_string(), e.what());
+      if (t) t->connection_exception(event(), e.what());
+    } catch (...) {
+      exceptions_.fetch_add(1, std::memory_order_relaxed);
+      log::warn("handler failed on connection #{} from {}: non-standard exception", conn.id, sock.peer().to_string());
+      if (t) t->connection_exception(event(), "non-standard exception");
+    }
+  }
+  if (t) t->connection_stopped(event());
+  sock.close();
+  if (conn.prev) conn.prev->next = conn.next;
+  else ls.conns = conn.next;
+  if (conn.next) conn.next->prev = conn.prev;
+  ls.connections.fetch_sub(1, std::memory_order_relaxed);
+  release_slot();
+}
+
+std::size_t Server::stop() {
+  if (!started_.load() || stopped_.exchange(true)) return 0;
+  // 1. Close the gate: stop accepting and tell every connection.
+  for (auto& ls : loops_) {
+    LoopState* p = ls.get();
+    p->loop->post([p] {
+      p->draining = true;
+      for (auto& w : p->listen_watches)
+        if (w->reader) p->loop->schedule(std::exchange(w->reader, {}));
+      for (auto wt : p->paused_acceptors) p->loop->schedule(wt);
+      p->paused_acceptors.clear();
+      p->signals.drain.request();
+      for (Conn* c = p->conns; c; c = c->next) c->sock->notify_drain();
+    });
+  }
+  // 2. Wait for in-flight work, on all loops at once, up to the deadline.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.drain_timeout_ms);
+  std::size_t aborted = 0;
+  {
+    std::unique_lock lock(state_mutex_);
+    state_cv_.wait_until(lock, deadline, [this] { return active_.load() == 0; });
+    aborted = active_.load();
+  }
+  // 3. Abort the stragglers and give them a moment to unwind.
+  if (aborted) {
+    log::warn("drain deadline ({} ms) passed with {} connection(s) open; closing them",
+              options_.drain_timeout_ms, aborted);
+    for (auto& ls : loops_) {
+      LoopState* p = ls.get();
+      p->loop->post([p] {
+        p->signals.abort.request();
+        for (Conn* c = p->conns; c; c = c->next) c->sock->cancel();
+      });
+    }
+    // Aborted tasks see ECANCELED at their next I/O; one second is plenty.
+    std::unique_lock lock(state_mutex_);
+    state_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return active_.load() == 0; });
+  }
+  // 4. Stop the loops; whatever still runs is destroyed with them.
+  for (auto& ls : loops_) ls->loop->stop();
+  for (auto& ls : loops_)
+    if (ls->thread.joinable()) ls->thread.join();
+  if (!options_.unix_path.empty() && options_.inherited_listeners.empty())
+    ::unlink(options_.unix_path.c_str());
+  {
+    std::lock_guard lock(state_mutex_);
+    finished_ = true;
+    state_cv_.notify_all();
+  }
+  return aborted;
+}
+
+void Server::wait() {
+  std::unique_lock lock(state_mutex_);
+  state_cv_.wait(lock, [this] { return finished_; });
+}
+
+ServerInfo Server::info() const {
+  ServerInfo info;
+  for (auto& ls : loops_) {
+    info.connections.push_back(ls->connections.load(std::memory_order_relaxed));
+    info.loop_stalls += ls->loop->stalls();
+  }
+  info.accepted = accepted_.load();
+  info.handler_exceptions = exceptions_.load();
+  info.accept_errors = accept_errors_.load();
+  return info;
+}
+
+}  // namespace atl::net
