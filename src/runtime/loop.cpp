@@ -289,7 +289,7 @@ void SleepAwaiter::await_suspend(std::coroutine_handle<> h) {
     auto* self = static_cast<SleepAwaiter*>(n->owner);
     self->loop->schedule(self->waiter);
   };
-  loop->arm(node, monotonic_ms() + ms);
+  loop->arm(node, deadline_after_ms(ms));
 }
 
 }  // namespace atl::runtime

@@ -91,10 +91,13 @@ struct StoppableSleep {
     timer.owner = this;
     timer.fire = [](TimerNode* n) {
       auto* self = static_cast<StoppableSleep*>(n->owner);
+      // A stop requested earlier in this same batch already unlinked and
+      // scheduled us: scheduling again would resume the task twice.
+      if (!self->stop.linked(self->stop_node)) return;
       self->stop.unlink(self->stop_node);
       self->loop->schedule(self->stop_node.waiter);
     };
-    loop->arm(timer, monotonic_ms() + ms);
+    loop->arm(timer, deadline_after_ms(ms));
   }
   bool await_resume() noexcept {
     if (timer.armed()) loop->disarm(timer);
