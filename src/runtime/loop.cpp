@@ -45,6 +45,9 @@ void Loop::destroy_tasks() noexcept {
   // their destructors (closing sockets), newest first.
   Loop* previous = this_thread_loop;
   this_thread_loop = this;
+  // Resumptions still queued belong to the tasks about to be destroyed (or
+  // to their children): a later run() must not resume a dead frame.
+  ready_.clear();
   while (spawned_) {
     auto* p = spawned_;
     spawned_ = p->spawn_next_;
