@@ -60,6 +60,18 @@ void Loop::destroy_tasks() noexcept {
 
 Loop* Loop::current() noexcept { return this_thread_loop; }
 
+TaskTag::~TaskTag() {
+  if (this_thread_loop) this_thread_loop->forget_tag(this);
+}
+
+void Loop::forget_tag(const TaskTag* tag) noexcept {
+  if (current_tag_ != tag) return;
+  // The task named itself with a tag in its own frame and is ending: the
+  // watchdog must not describe it after this (its derived part is gone).
+  current_tag_ = nullptr;
+  current_tag_died_ = true;
+}
+
 void Loop::stop() {
   stop_requested_.store(true, std::memory_order_release);
   if (this_thread_loop != this && !wake_pending_.exchange(true)) {
@@ -229,6 +241,7 @@ void Loop::run_ready() {
     std::int64_t t0 = coarse_ms();
     for (auto& w : running_) {
       current_tag_ = w.tag;
+      current_tag_died_ = false;
       w.handle.resume();
       std::int64_t t1 = coarse_ms();
       std::int64_t held = t1 - t0;
@@ -236,7 +249,7 @@ void Loop::run_ready() {
         stalls_.fetch_add(1, std::memory_order_relaxed);
         if (held > max_lag_ms_.load(std::memory_order_relaxed))
           max_lag_ms_.store(held, std::memory_order_relaxed);
-        std::string what = "an untagged task";
+        std::string what = current_tag_died_ ? "a task that ended before it could be named" : "an untagged task";
         if (current_tag_) {
           what.clear();
           current_tag_->describe(what);

@@ -22,7 +22,10 @@ namespace atl::runtime {
 /// Describes a running task for the watchdog ("connection 127.0.0.1:5000 …").
 /// Formatted only when something is reported, so it costs nothing otherwise.
 struct TaskTag {
-  virtual ~TaskTag() = default;
+  /// A tag usually lives in its task's frame and may die in the middle of the
+  /// resumption the watchdog is timing; it tells its loop so, and the loop
+  /// stops pointing at it.
+  virtual ~TaskTag();
   virtual void describe(std::string& out) const = 0;
 };
 
@@ -121,6 +124,8 @@ class Loop {
   void heap_up(std::size_t i) noexcept;
   void heap_down(std::size_t i) noexcept;
   void heap_swap(std::size_t a, std::size_t b) noexcept;
+  friend struct TaskTag;
+  void forget_tag(const TaskTag* tag) noexcept;
 
   unsigned index_;
   int epoll_fd_ = -1;
@@ -143,6 +148,7 @@ class Loop {
   std::uint64_t task_failures_ = 0;
 
   const TaskTag* current_tag_ = nullptr;
+  bool current_tag_died_ = false;  // the running task's tag ended during this resumption
   std::int64_t lag_threshold_ms_ = 100;
   std::atomic<std::uint64_t> stalls_{0};
   std::atomic<std::int64_t> max_lag_ms_{0};
