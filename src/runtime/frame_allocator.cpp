@@ -37,9 +37,25 @@ thread_local FreeLists lists;
 
 inline std::size_t class_of(std::size_t size) { return (size + granule - 1) / granule - 1; }
 
+// Under AddressSanitizer every frame goes to operator new and back, so a
+// coroutine resumed after its frame was freed is reported instead of running
+// quietly in a recycled block.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool recycle = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool recycle = false;
+#else
+constexpr bool recycle = true;
+#endif
+#else
+constexpr bool recycle = true;
+#endif
+
 }  // namespace
 
 void* allocate_frame(std::size_t size) {
+  if (!recycle) return ::operator new(size);
   std::size_t c = class_of(size);
   if (c >= classes) return ::operator new(size);
   if (FreeBlock* b = lists.head[c]) {
@@ -52,7 +68,7 @@ void* allocate_frame(std::size_t size) {
 
 void deallocate_frame(void* frame, std::size_t size) noexcept {
   std::size_t c = class_of(size);
-  if (c >= classes || lists.count[c] >= keep_per_class) {
+  if (!recycle || c >= classes || lists.count[c] >= keep_per_class) {
     ::operator delete(frame);
     return;
   }
