@@ -133,8 +133,10 @@ IoResult Socket::try_read(std::span<char> buf) {
     if (n >= 0) {
       // A short read drained the socket (epoll(7), stream sockets): the next
       // edge will tell us when more arrives, so skip the read that would
-      // only return EAGAIN.
-      if (std::size_t(n) < buf.size()) watch_.readable = false;
+      // only return EAGAIN. Unless the peer already closed: its EOF was
+      // announced with the bytes just read and gets no edge of its own (as
+      // nginx's pending_eof).
+      if (std::size_t(n) < buf.size() && !watch_.peer_closed) watch_.readable = false;
       bytes_in_ += std::size_t(n);
       return {std::size_t(n), 0};
     }

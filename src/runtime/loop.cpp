@@ -284,6 +284,7 @@ void Loop::run() {
       std::uint32_t e = events[i].events;
       if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
         w->readable = true;
+        if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) w->peer_closed = true;
         if (w->reader) ready_.push_back(std::exchange(w->reader, {}));
       }
       if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {

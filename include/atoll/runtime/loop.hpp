@@ -53,6 +53,10 @@ struct IoWatch {
   int fd = -1;
   bool readable = false;  // edge seen and not yet drained
   bool writable = false;
+  // The peer closed its side (EPOLLRDHUP/HUP/ERR seen): the end of the stream
+  // is pending behind whatever bytes remain, and no further edge will
+  // announce it, so a short read must not be taken to mean "drained".
+  bool peer_closed = false;
   Waiter reader;
   Waiter writer;
 };
