@@ -73,10 +73,11 @@ int Socket::precheck(bool for_write) const noexcept {
 
 void Socket::begin_wait(bool for_write, runtime::Waiter w) {
   (for_write ? watch_.writer : watch_.reader) = w;
+  (for_write ? write_timed_out_ : read_timed_out_) = false;
   std::int64_t due = 0;
   if (io_timeout_ms_) due = loop_->now_ms() + io_timeout_ms_;
   if (deadline_ms_ && (!due || deadline_ms_ < due)) due = deadline_ms_;
-  wait_deadline_ms_ = due;
+  (for_write ? write_wait_due_ms_ : read_wait_due_ms_) = due;
   // Arm only if not armed earlier than needed: a node already due sooner
   // fires, sees the later deadline and re-arms itself (on_timer), so a read
   // loop re-arms by storing one integer.
@@ -84,10 +85,11 @@ void Socket::begin_wait(bool for_write, runtime::Waiter w) {
 }
 
 int Socket::end_wait(bool for_write) noexcept {
-  wait_deadline_ms_ = 0;
+  (for_write ? write_wait_due_ms_ : read_wait_due_ms_) = 0;
+  bool& timed_out = for_write ? write_timed_out_ : read_timed_out_;
   if (cancelled_) return ECANCELED;
-  if (timed_out_) {
-    timed_out_ = false;
+  if (timed_out) {
+    timed_out = false;
     return ETIMEDOUT;
   }
   if (!for_write && draining_ && wake_on_drain_) return ESHUTDOWN;
@@ -96,15 +98,23 @@ int Socket::end_wait(bool for_write) noexcept {
 
 void Socket::on_timer(runtime::TimerNode* node) {
   auto* s = static_cast<Socket*>(node->owner);
-  if (!s->watch_.reader && !s->watch_.writer) return;  // nobody waits: stale deadline
-  if (!s->wait_deadline_ms_) return;
-  if (s->loop_->now_ms() < s->wait_deadline_ms_) {
-    s->loop_->arm(s->timer_, s->wait_deadline_ms_);
-    return;
-  }
-  s->timed_out_ = true;
-  if (s->watch_.reader) s->loop_->schedule(std::exchange(s->watch_.reader, {}));
-  if (s->watch_.writer) s->loop_->schedule(std::exchange(s->watch_.writer, {}));
+  std::int64_t now = s->loop_->now_ms();
+  std::int64_t next = 0;
+  // Each direction times out on its own deadline; a waiter already woken
+  // (by readiness, in this same batch) has no waiter slot and is left alone.
+  auto check = [&](runtime::Waiter& waiter, std::int64_t& due, bool& timed_out) {
+    if (!waiter || !due) return;
+    if (now >= due) {
+      due = 0;
+      timed_out = true;
+      s->loop_->schedule(std::exchange(waiter, {}));
+    } else if (!next || due < next) {
+      next = due;
+    }
+  };
+  check(s->watch_.reader, s->read_wait_due_ms_, s->read_timed_out_);
+  check(s->watch_.writer, s->write_wait_due_ms_, s->write_timed_out_);
+  if (next) s->loop_->arm(s->timer_, next);
 }
 
 Socket::WaitAwaiter Socket::wait(bool for_write) noexcept { return WaitAwaiter{*this, for_write}; }

@@ -127,8 +127,11 @@ class Socket {
 
   runtime::IoWatch watch_;
   runtime::Loop* loop_;
-  runtime::TimerNode timer_;
-  std::int64_t wait_deadline_ms_ = 0;
+  runtime::TimerNode timer_;  // the earlier of the two directions' wait deadlines
+  // Reads and writes may wait at once (one task reading, another writing):
+  // each direction keeps its own deadline and its own timed-out mark.
+  std::int64_t read_wait_due_ms_ = 0;
+  std::int64_t write_wait_due_ms_ = 0;
   std::int64_t deadline_ms_ = 0;
   std::int64_t io_timeout_ms_ = 0;
   std::uint64_t bytes_in_ = 0;
@@ -136,7 +139,8 @@ class Socket {
   SSL* ssl_ = nullptr;
   ConnSignals* signals_;
   PeerAddress peer_;
-  bool timed_out_ = false;
+  bool read_timed_out_ = false;
+  bool write_timed_out_ = false;
   bool cancelled_ = false;
   bool draining_ = false;
   bool wake_on_drain_ = false;
