@@ -342,11 +342,12 @@ Task<> Server::connection(LoopState& ls, int fd, sockaddr_storage peer, socklen_
     e.bytes_out = sock.bytes_out();
     return e;
   };
+  // Attached before the start event, which reports whether this is TLS.
+  if (tls_) sock.attach_tls(tls_->new_session(fd));
   if (t) t->connection_started(event());
 
   bool ready = true;
   if (tls_) {
-    sock.attach_tls(tls_->new_session(fd));
     sock.set_deadline(ls.loop->now_ms() + options_.tls->handshake_timeout_ms);
     IoResult r = co_await sock.tls_handshake();
     sock.set_deadline(0);
