@@ -318,7 +318,7 @@ Task<> Server::accept_loop(LoopState& ls, std::size_t i) {
     // The pending connection stays in the backlog; retry after the back-off.
     co_await runtime::sleep_for(accept_backoff_ms, ls.signals.drain);
   }
-  if (options_.telemetry) options_.telemetry->listener_stopped(ep);
+  // The drain closed the listener (and reported it): see close_gate.
 }
 
 Task<> Server::connection(LoopState& ls, int fd, sockaddr_storage peer, socklen_t len) {
@@ -384,22 +384,40 @@ std::size_t Server::stop() {
   // 1. Close the gate: stop accepting and tell every connection.
   for (auto& ls : loops_) {
     LoopState* p = ls.get();
-    p->loop->post([p] {
+    p->loop->post([this, p] {
       p->draining = true;
-      for (auto& w : p->listen_watches)
-        if (w->reader) p->loop->schedule(std::exchange(w->reader, {}));
+      // Closing the listeners makes the kernel refuse new connects at once,
+      // instead of completing handshakes nobody will accept.
+      for (std::size_t i = 0; i < p->listen_watches.size(); ++i) {
+        runtime::IoWatch& w = *p->listen_watches[i];
+        if (w.reader) p->loop->schedule(std::exchange(w.reader, {}));
+        if (w.fd < 0) continue;
+        p->loop->unwatch(w);
+        ::close(w.fd);
+        w.fd = -1;
+        p->listen_fds[i] = -1;
+        if (options_.telemetry) options_.telemetry->listener_stopped(p->listen_eps[i]);
+      }
       for (auto wt : p->paused_acceptors) p->loop->schedule(wt);
       p->paused_acceptors.clear();
       p->signals.drain.request();
       for (Conn* c = p->conns; c; c = c->next) c->sock->notify_drain();
+      {
+        std::lock_guard lock(state_mutex_);
+        ++gates_closed_;
+      }
+      state_cv_.notify_all();
     });
   }
-  // 2. Wait for in-flight work, on all loops at once, up to the deadline.
+  // 2. Wait until every loop has closed its gate (a connection accepted just
+  // before counts as in flight) and in-flight work is done, on all loops at
+  // once, up to the deadline.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.drain_timeout_ms);
   std::size_t aborted = 0;
   {
     std::unique_lock lock(state_mutex_);
-    state_cv_.wait_until(lock, deadline, [this] { return active_.load() == 0; });
+    state_cv_.wait_until(lock, deadline,
+                         [this] { return gates_closed_ == loops_.size() && active_.load() == 0; });
     aborted = active_.load();
   }
   // 3. Abort the stragglers and give them a moment to unwind.

@@ -127,7 +127,8 @@ class Server {
   std::atomic<std::uint64_t> accept_errors_{0};
   std::atomic<bool> started_{false};
   std::atomic<bool> stopped_{false};
-  bool finished_ = false;  // guarded by state_mutex_
+  bool finished_ = false;        // guarded by state_mutex_
+  std::size_t gates_closed_ = 0;  // loops that stopped accepting; guarded by state_mutex_
   std::mutex state_mutex_;
   std::condition_variable state_cv_;
 };
