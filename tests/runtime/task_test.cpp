@@ -55,6 +55,11 @@ TEST(Task, ExceptionsPropagateToTheAwaiter) {
 }
 
 TEST(Task, DeepChainsDoNotGrowTheStack) {
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan's stack instrumentation keeps GCC from turning the resumption that
+  // await_suspend returns into a tail call, so every level takes stack.
+  GTEST_SKIP() << "symmetric transfer is not a tail call under AddressSanitizer";
+#endif
   // 100,000 nested awaits would overflow an 8 MiB stack without symmetric transfer.
   Loop loop;
   EXPECT_EQ(loop.run_until_complete(depth(100000)), 100000);
