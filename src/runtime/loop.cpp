@@ -46,8 +46,14 @@ void Loop::destroy_tasks() noexcept {
   Loop* previous = this_thread_loop;
   this_thread_loop = this;
   // Resumptions still queued belong to the tasks about to be destroyed (or
-  // to their children): a later run() must not resume a dead frame.
+  // to their children): a later run() must not resume a dead frame. That
+  // includes those other threads posted (offload) and the loop has not yet
+  // taken in; posted functions stay, they hold no frame.
   ready_.clear();
+  {
+    std::lock_guard lock(post_mutex_);
+    posted_handles_.clear();
+  }
   while (spawned_) {
     auto* p = spawned_;
     spawned_ = p->spawn_next_;
