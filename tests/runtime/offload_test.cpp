@@ -4,10 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
+
+#include "support/test_support.hpp"
 
 using atl::Task;
 using atl::runtime::BlockingPool;
@@ -136,4 +140,92 @@ TEST(BlockingPool, DestructorRunsQueuedJobsThenJoins) {
     go = true;
   }
   EXPECT_EQ(ran.load(), 11);
+}
+
+TEST(Offload, ADestroyedTaskNeitherRunsItsQueuedJobNorIsResumed) {
+  // The pool's only thread is busy; a task's job waits in the queue when the
+  // task is destroyed (as a server destroys stragglers at stop). The job's
+  // function, which may refer to the dead frame, must not run, and nothing
+  // may be posted back for the dead task.
+  BlockingPool pool(1);
+  std::atomic<bool> release{false}, blocker_running{false}, sentinel{false};
+  pool.submit([&] {
+    blocker_running = true;
+    while (!release.load()) std::this_thread::yield();
+  });
+  ASSERT_TRUE(atl::test::wait_until([&] { return blocker_running.load(); }));
+  std::atomic<int> ran{0};
+  int resumed = 0;
+  Loop loop;
+  auto task = [&]() -> Task<> {
+    int local = 41;
+    co_await offload([&] { ran = ++local; }, pool);
+    ++resumed;
+  };
+  loop.spawn(task());
+  loop.run_until_complete([]() -> Task<> { co_await atl::runtime::sleep_for(1); }());
+  ASSERT_EQ(pool.queued(), 1u);
+  loop.destroy_tasks();
+  release = true;
+  pool.submit([&] { sentinel = true; });  // runs after the orphaned job
+  ASSERT_TRUE(atl::test::wait_until([&] { return sentinel.load(); }));
+  // Run the loop again: a stale resumption would run the dead frame here.
+  loop.run_until_complete([]() -> Task<> { co_await atl::runtime::sleep_for(5); }());
+  EXPECT_EQ(ran.load(), 0) << "the job of a destroyed task ran";
+  EXPECT_EQ(resumed, 0);
+}
+
+TEST(Offload, DestroyingATaskWaitsForItsRunningJob) {
+  // A job already running when its task is destroyed keeps using the task's
+  // frame (its captures, the result slot) until it returns: the destruction
+  // waits for it rather than free the frame under it.
+  BlockingPool pool(1);
+  std::atomic<bool> started{false}, finished{false};
+  bool finished_before_destroy_returned = false;
+  {
+    Loop loop;
+    auto task = [&]() -> Task<> {
+      std::string local = "frame data";
+      co_await offload(
+          [&] {
+            started = true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            local += " still alive";  // writes into the frame
+            finished = true;
+          },
+          pool);
+    };
+    loop.spawn(task());
+    loop.run_until_complete([&]() -> Task<> {
+      while (!started.load()) co_await atl::runtime::sleep_for(1);
+    }());
+    loop.destroy_tasks();
+    finished_before_destroy_returned = finished.load();
+  }
+  EXPECT_TRUE(finished_before_destroy_returned);
+}
+
+TEST(Offload, AResumptionPostedForADestroyedTaskIsDropped) {
+  // The job finished and posted its task's resumption while the loop was not
+  // running; the task is then destroyed. A later run() must not resume it.
+  BlockingPool pool(1);
+  std::atomic<bool> release{false}, sentinel{false};
+  int resumed = 0;
+  Loop loop;
+  auto task = [&]() -> Task<> {
+    char pad[1900];  // a size class of its own: a dead frame is not reused
+    std::memset(pad, 0, sizeof pad);
+    co_await offload([&] {
+      while (!release.load()) std::this_thread::yield();
+    }, pool);
+    resumed += 1 + pad[0];
+  };
+  loop.spawn(task());
+  loop.run_until_complete([]() -> Task<> { co_await atl::runtime::sleep_for(1); }());
+  release = true;
+  pool.submit([&] { sentinel = true; });
+  ASSERT_TRUE(atl::test::wait_until([&] { return sentinel.load(); }));  // the post happened
+  loop.destroy_tasks();
+  loop.run_until_complete([]() -> Task<> { co_await atl::runtime::sleep_for(5); }());
+  EXPECT_EQ(resumed, 0);
 }
