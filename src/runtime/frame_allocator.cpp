@@ -35,6 +35,14 @@ struct FreeLists {
 
 thread_local FreeLists lists;
 
+// Under AddressSanitizer every frame goes to the real allocator, so a frame
+// used after its task ended is reported instead of silently recycled.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool pooling = false;
+#else
+constexpr bool pooling = true;
+#endif
+
 inline std::size_t class_of(std::size_t size) { return (size + granule - 1) / granule - 1; }
 
 // Under AddressSanitizer every frame goes to operator new and back, so a
@@ -55,6 +63,7 @@ constexpr bool recycle = true;
 }  // namespace
 
 void* allocate_frame(std::size_t size) {
+  if (!pooling) return ::operator new(size);
   if (!recycle) return ::operator new(size);
   std::size_t c = class_of(size);
   if (c >= classes) return ::operator new(size);
@@ -67,6 +76,10 @@ void* allocate_frame(std::size_t size) {
 }
 
 void deallocate_frame(void* frame, std::size_t size) noexcept {
+  if (!pooling) {
+    ::operator delete(frame);
+    return;
+  }
   std::size_t c = class_of(size);
   if (!recycle || c >= classes || lists.count[c] >= keep_per_class) {
     ::operator delete(frame);

@@ -102,6 +102,9 @@ class Socket {
   runtime::StopSource* drain_signal() const noexcept { return signals_ ? &signals_->drain : nullptr; }
   runtime::StopSource* abort_signal() const noexcept { return signals_ ? &signals_->abort : nullptr; }
 
+  /// The owning loop's clock (ms), for deadlines relative to now.
+  std::int64_t loop_now() const noexcept { return loop_->now_ms(); }
+
   std::uint64_t bytes_in() const noexcept { return bytes_in_; }
   std::uint64_t bytes_out() const noexcept { return bytes_out_; }
 

@@ -1,0 +1,201 @@
+#pragma once
+// Conn: one request and its response, the same for every protocol.
+//
+// A handler (and every middleware before it) sees a Conn: the request's
+// method, target, headers and body, and the means to answer. HTTP/1.1
+// implements it today; HTTP/2 will implement the same virtual calls, so an
+// application never knows which protocol carried the request.
+#include <atoll/http/headers.hpp>
+#include <atoll/net/address.hpp>
+#include <atoll/runtime/task.hpp>
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <typeindex>
+#include <vector>
+
+namespace atl::net {
+class Socket;
+}
+
+namespace atl::http {
+
+/// Thrown to end a request with an HTTP error (e.g. 413 when a body is over
+/// its limit, 400 for a malformed body). If nothing was sent yet, the server
+/// answers `status` with `what()` as the reason; the client sees it.
+class HttpError : public std::runtime_error {
+ public:
+  HttpError(int status, const std::string& reason) : std::runtime_error(reason), status_(status) {}
+  int status() const noexcept { return status_; }
+
+ private:
+  int status_;
+};
+
+/// The standard reason phrase for a status code ("Not Found").
+std::string_view reason_phrase(int status) noexcept;
+
+/// Parsed query parameters, in order; percent- and '+'-decoded.
+class QueryParams {
+ public:
+  /// The first value of `name`, or nullopt.
+  std::optional<std::string_view> get(std::string_view name) const;
+  std::vector<std::pair<std::string, std::string>> const& all() const noexcept { return items_; }
+  static QueryParams parse(std::string_view query);
+
+ private:
+  std::vector<std::pair<std::string, std::string>> items_;
+};
+
+/// Percent-decodes a path; nullopt if it holds a NUL or a bad escape.
+std::optional<std::string> percent_decode_path(std::string_view raw);
+
+class Conn {
+ public:
+  virtual ~Conn() = default;
+
+  // --- the request ------------------------------------------------------------
+  std::string_view method() const noexcept { return method_; }
+  /// The request-target as sent ("/a%20b?x=1").
+  std::string_view target() const noexcept { return target_; }
+  /// The target's path, undecoded ("/a%20b").
+  std::string_view raw_path() const noexcept { return raw_path_; }
+  /// The path, percent-decoded ("/a b"); '/' for "*" and empty targets.
+  const std::string& path() const noexcept { return path_; }
+  /// The text after '?', undecoded.
+  std::string_view query_string() const noexcept { return query_; }
+  /// The query, parsed on first use.
+  const QueryParams& query();
+  const RequestHeaders& headers() const noexcept { return headers_; }
+  std::string_view header(std::string_view name) const noexcept { return headers_.get(name); }
+  /// "HTTP/1.1", "HTTP/1.0", "HTTP/2".
+  std::string_view version() const noexcept { return version_; }
+  std::string_view scheme() const noexcept { return tls_ ? "https" : "http"; }
+  /// The Host header (or :authority) without the port, lowercase as sent.
+  std::string_view host() const noexcept { return host_; }
+  const net::PeerAddress& peer() const noexcept { return *peer_; }
+  bool is_head() const noexcept { return head_; }
+
+  /// Routing state: where a mounted router's own path begins, and path params.
+  std::size_t path_offset = 0;
+  std::vector<std::pair<std::string_view, std::string>> params;
+  /// A path parameter set by the router (":id"), or an empty view.
+  std::string_view param(std::string_view name) const noexcept;
+
+  /// Body limit for this request (a route may raise or lower it before reading).
+  void set_body_limit(std::size_t bytes) noexcept { body_limit_ = bytes; }
+  std::size_t body_limit() const noexcept { return body_limit_; }
+  /// The declared body length, if the client sent Content-Length.
+  std::optional<std::uint64_t> content_length() const noexcept { return content_length_; }
+  bool has_body() const noexcept { return has_body_; }
+  /// Reads the next piece of the body (decoded, de-chunked); an empty span
+  /// means the body is complete. The span is valid until the next call.
+  /// Over the body limit: HttpError 413. Sends "100 Continue" first when the
+  /// client asked for it.
+  virtual Task<std::span<const char>> read_body_chunk() = 0;
+  /// Reads the whole body, up to `limit` bytes (default: body_limit()).
+  Task<std::string> read_body(std::optional<std::size_t> limit = std::nullopt);
+
+  // --- the response -------------------------------------------------------------
+  int status() const noexcept { return status_; }
+  void set_status(int status) noexcept { status_ = status; }
+  ResponseHeaders& response_headers() noexcept { return response_headers_; }
+  /// Sets a response header (refused with std::invalid_argument on CR/LF).
+  Conn& set_header(std::string_view name, std::string_view value) {
+    response_headers_.set(name, value);
+    return *this;
+  }
+  /// Sends the whole response: status, headers and `body` (length-delimited).
+  virtual Task<> send(int status, std::string_view body) = 0;
+  Task<> send(std::string_view body) { return send(status_, body); }
+  /// Sends `length` bytes of an open file from `offset` (sendfile on plain TCP).
+  /// The descriptor stays the caller's.
+  virtual Task<> send_file(int status, int fd, off_t offset, std::uint64_t length) = 0;
+  /// Sends a file by path (opened and closed here); 404 if it cannot be opened.
+  Task<> send_file(int status, const std::string& path);
+  /// Starts a streamed response (chunked on HTTP/1.1), then write_chunk()
+  /// as data comes and end_stream() at the end. Each write waits for the
+  /// client to take the bytes: a slow client slows the producer, no more.
+  virtual Task<> begin_stream(int status) = 0;
+  virtual Task<> write_chunk(std::string_view data) = 0;
+  virtual Task<> end_stream() = 0;
+  /// Sends an informational response (103 Early Hints with `headers`).
+  virtual Task<> inform(int status, const std::vector<Header>& headers) = 0;
+  /// Switches protocols (101): returns the socket for the handler to speak the
+  /// new protocol on, and any bytes the client already sent after the request.
+  /// The connection ends when the handler returns.
+  struct Upgraded {
+    net::Socket& socket;
+    std::string leftover;
+  };
+  virtual Task<Upgraded> upgrade(std::string_view protocol, const std::vector<Header>& headers) = 0;
+
+  /// True once the status line (or its equivalent) went to the client.
+  bool response_started() const noexcept { return started_; }
+  /// True once the response is complete.
+  bool response_sent() const noexcept { return sent_; }
+  /// Asks the server to close the connection after this response.
+  void close_after_response() noexcept { close_ = true; }
+  bool closing() const noexcept { return close_; }
+
+  // --- per-request state ----------------------------------------------------------
+  /// The request id, if a middleware set one (shown on error pages and logs).
+  std::string request_id;
+  /// Bytes of body sent so far in the response (for logs and metrics).
+  std::uint64_t bytes_sent() const noexcept { return bytes_sent_; }
+
+  /// Typed assigns: one value of each type per request, created on first use.
+  template <class T>
+  T& assign() {
+    auto& slot = assigns_[std::type_index(typeid(T))];
+    if (!slot) slot = std::shared_ptr<void>(std::make_shared<T>());
+    return *static_cast<T*>(slot.get());
+  }
+  template <class T>
+  T* find_assign() noexcept {
+    auto it = assigns_.find(std::type_index(typeid(T)));
+    return it == assigns_.end() ? nullptr : static_cast<T*>(it->second.get());
+  }
+
+ protected:
+  /// Clears everything per-request, keeping capacity.
+  void reset_request() noexcept;
+
+  std::string_view method_;
+  std::string_view target_;
+  std::string_view raw_path_;
+  std::string path_;
+  std::string_view query_;
+  std::string_view version_;
+  std::string_view host_;
+  RequestHeaders headers_;
+  const net::PeerAddress* peer_ = nullptr;
+  bool tls_ = false;
+  bool head_ = false;
+  bool has_body_ = false;
+  std::optional<std::uint64_t> content_length_;
+  std::size_t body_limit_ = 0;
+  std::optional<QueryParams> parsed_query_;
+
+  int status_ = 200;
+  ResponseHeaders response_headers_;
+  bool started_ = false;
+  bool sent_ = false;
+  bool close_ = false;
+  std::uint64_t bytes_sent_ = 0;
+  std::map<std::type_index, std::shared_ptr<void>> assigns_;
+};
+
+/// An application: every request goes through it.
+using App = std::function<Task<>(Conn&)>;
+
+}  // namespace atl::http

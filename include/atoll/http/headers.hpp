@@ -1,0 +1,68 @@
+#pragma once
+// Header collections: request headers as zero-copy views, response headers
+// as a reusable serialised block.
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace atl::http {
+
+/// ASCII case-insensitive equality (header names, tokens).
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+struct Header {
+  std::string_view name;
+  std::string_view value;
+};
+
+/// Request headers: views into the connection's read buffer, valid until the
+/// response is finished. Lookups are case-insensitive.
+class RequestHeaders {
+ public:
+  /// The first value of `name`, or an empty view.
+  std::string_view get(std::string_view name) const noexcept;
+  bool has(std::string_view name) const noexcept;
+  std::size_t count(std::string_view name) const noexcept;
+  std::size_t size() const noexcept { return list_.size(); }
+  auto begin() const noexcept { return list_.begin(); }
+  auto end() const noexcept { return list_.end(); }
+  void add(std::string_view name, std::string_view value) { list_.push_back({name, value}); }
+  void clear() noexcept { list_.clear(); }
+
+ private:
+  std::vector<Header> list_;
+};
+
+/// Response headers, kept as the bytes that go on the wire ("Name: value\r\n"…)
+/// in a buffer reused from one response to the next: no allocation per header
+/// once warm. A name must be an RFC 9110 token and a value must not hold CR,
+/// LF or NUL: such a header is refused with std::invalid_argument, never sent.
+class ResponseHeaders {
+ public:
+  /// Replaces every `name` header with this one.
+  void set(std::string_view name, std::string_view value);
+  /// Appends another `name` header (Set-Cookie, Link, …).
+  void add(std::string_view name, std::string_view value);
+  /// The first value of `name`, or an empty view.
+  std::string_view get(std::string_view name) const noexcept;
+  bool has(std::string_view name) const noexcept;
+  void remove(std::string_view name);
+  /// Adds `token` to a comma-separated header (Vary) unless present.
+  void append_token(std::string_view name, std::string_view token);
+  const std::string& wire() const noexcept { return wire_; }
+  void clear() noexcept { wire_.clear(); }
+  bool empty() const noexcept { return wire_.empty(); }
+
+  /// Every header as (name, value) views into the block.
+  std::vector<Header> list() const;
+
+ private:
+  std::string wire_;
+};
+
+/// Throws std::invalid_argument if `name` is not a token or `value` holds a
+/// CR, LF or NUL (response splitting).
+void validate_header(std::string_view name, std::string_view value);
+
+}  // namespace atl::http

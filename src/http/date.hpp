@@ -1,0 +1,10 @@
+#pragma once
+// The Date header value, formatted at most once per second per thread.
+#include <string_view>
+
+namespace atl::http {
+/// "Sun, 06 Nov 1994 08:49:37 GMT" for now (RFC 9110 IMF-fixdate).
+std::string_view http_date_now() noexcept;
+/// Formats `t` (seconds since the epoch) as an IMF-fixdate into `out` (29 bytes).
+void format_http_date(long t, char* out) noexcept;
+}  // namespace atl::http

@@ -1,0 +1,140 @@
+#include <atoll/http/headers.hpp>
+
+#include <stdexcept>
+
+namespace atl::http {
+
+namespace {
+inline unsigned char lower(unsigned char c) noexcept { return c >= 'A' && c <= 'Z' ? c | 0x20 : c; }
+
+// RFC 9110 §5.6.2 tchar.
+bool is_tchar(unsigned char c) noexcept {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+  }
+  return false;
+}
+
+// Finds the line for `name` at or after `from`; returns npos if none.
+std::size_t find_line(const std::string& wire, std::string_view name, std::size_t from = 0) {
+  std::size_t pos = from;
+  while (pos < wire.size()) {
+    std::size_t colon = wire.find(':', pos);
+    std::size_t eol = wire.find("\r\n", pos);
+    if (colon != std::string::npos && colon < eol &&
+        iequals(std::string_view(wire).substr(pos, colon - pos), name))
+      return pos;
+    pos = eol + 2;
+  }
+  return std::string::npos;
+}
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (lower(static_cast<unsigned char>(a[i])) != lower(static_cast<unsigned char>(b[i]))) return false;
+  return true;
+}
+
+std::string_view RequestHeaders::get(std::string_view name) const noexcept {
+  for (const auto& h : list_)
+    if (iequals(h.name, name)) return h.value;
+  return {};
+}
+
+bool RequestHeaders::has(std::string_view name) const noexcept {
+  for (const auto& h : list_)
+    if (iequals(h.name, name)) return true;
+  return false;
+}
+
+std::size_t RequestHeaders::count(std::string_view name) const noexcept {
+  std::size_t n = 0;
+  for (const auto& h : list_) n += iequals(h.name, name);
+  return n;
+}
+
+void validate_header(std::string_view name, std::string_view value) {
+  if (name.empty()) throw std::invalid_argument("response header with an empty name");
+  for (unsigned char c : name)
+    if (!is_tchar(c))
+      throw std::invalid_argument("response header name '" + std::string(name) +
+                                  "' is not a token (RFC 9110 §5.1)");
+  for (unsigned char c : value)
+    if (c == '\r' || c == '\n' || c == '\0')
+      throw std::invalid_argument("response header '" + std::string(name) +
+                                  "' has a CR, LF or NUL in its value (refused: response splitting)");
+}
+
+void ResponseHeaders::add(std::string_view name, std::string_view value) {
+  validate_header(name, value);
+  wire_.append(name).append(": ").append(value).append("\r\n");
+}
+
+void ResponseHeaders::set(std::string_view name, std::string_view value) {
+  validate_header(name, value);
+  remove(name);
+  wire_.append(name).append(": ").append(value).append("\r\n");
+}
+
+void ResponseHeaders::remove(std::string_view name) {
+  std::size_t pos = 0;
+  while ((pos = find_line(wire_, name, pos)) != std::string::npos) {
+    std::size_t eol = wire_.find("\r\n", pos);
+    wire_.erase(pos, eol + 2 - pos);
+  }
+}
+
+std::string_view ResponseHeaders::get(std::string_view name) const noexcept {
+  std::size_t pos = find_line(wire_, name);
+  if (pos == std::string::npos) return {};
+  std::size_t colon = wire_.find(':', pos);
+  std::size_t eol = wire_.find("\r\n", pos);
+  std::string_view v = std::string_view(wire_).substr(colon + 1, eol - colon - 1);
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  return v;
+}
+
+bool ResponseHeaders::has(std::string_view name) const noexcept {
+  return find_line(wire_, name) != std::string::npos;
+}
+
+void ResponseHeaders::append_token(std::string_view name, std::string_view token) {
+  std::string_view current = get(name);
+  if (current.empty()) {
+    add(name, token);
+    return;
+  }
+  std::size_t start = 0;
+  while (start <= current.size()) {
+    std::size_t comma = current.find(',', start);
+    std::string_view item = current.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (iequals(item, token) || item == "*") return;
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  std::string joined = std::string(current) + ", " + std::string(token);
+  set(name, joined);
+}
+
+std::vector<Header> ResponseHeaders::list() const {
+  std::vector<Header> out;
+  std::string_view w = wire_;
+  std::size_t pos = 0;
+  while (pos < w.size()) {
+    std::size_t colon = w.find(':', pos), eol = w.find("\r\n", pos);
+    std::string_view v = w.substr(colon + 1, eol - colon - 1);
+    while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+    out.push_back({w.substr(pos, colon - pos), v});
+    pos = eol + 2;
+  }
+  return out;
+}
+
+}  // namespace atl::http
