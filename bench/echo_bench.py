@@ -31,6 +31,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -84,6 +85,8 @@ def main():
                    help="a round in which the rest of the machine used more than this share of a core is "
                         "disturbed: it is reported but not counted, and run again")
     p.add_argument("--retries", type=int, default=4, help="how many disturbed rounds may be run again, in all")
+    p.add_argument("--retry-wait", type=float, default=10,
+                   help="seconds to wait before running a disturbed round again")
     p.add_argument("--json", action="store_true", help="print one JSON object per round")
     args = p.parse_args()
     binaries = {
@@ -140,6 +143,7 @@ def main():
                         results[n].append(r)
                         break
                     retries -= 1
+                    time.sleep(args.retry_wait)
     finally:
         for proc, _, _ in servers.values():
             stop(proc)
