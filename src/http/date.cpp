@@ -1,6 +1,8 @@
-#include "http/date.hpp"
+#include <atoll/http/date.hpp>
 
+#include <cstring>
 #include <ctime>
+#include <string>
 
 namespace atl::http {
 
@@ -53,6 +55,32 @@ std::string_view http_date_now() noexcept {
     format_http_date(ts.tv_sec, cached);
   }
   return {cached, sizeof cached};
+}
+
+std::optional<long> parse_http_date(std::string_view s) noexcept {
+  // "Sun, 06 Nov 1994 08:49:37 GMT": fixed width, 29 bytes.
+  static constexpr const char* months = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  if (s.size() != 29 || s[3] != ',' || s[4] != ' ' || s.substr(25) != " GMT") return std::nullopt;
+  auto num = [&](std::size_t at, std::size_t n) -> int {
+    int v = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      char c = s[at + i];
+      if (c < '0' || c > '9') return -1;
+      v = v * 10 + (c - '0');
+    }
+    return v;
+  };
+  std::tm tm{};
+  tm.tm_mday = num(5, 2);
+  const char* m = std::strstr(months, std::string(s.substr(8, 3)).c_str());
+  if (!m || (m - months) % 3) return std::nullopt;
+  tm.tm_mon = int(m - months) / 3;
+  tm.tm_year = num(12, 4) - 1900;
+  tm.tm_hour = num(17, 2);
+  tm.tm_min = num(20, 2);
+  tm.tm_sec = num(23, 2);
+  if (tm.tm_mday < 1 || tm.tm_year < 0 || tm.tm_hour < 0 || tm.tm_min < 0 || tm.tm_sec < 0) return std::nullopt;
+  return long(timegm(&tm));
 }
 
 }  // namespace atl::http

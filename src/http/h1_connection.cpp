@@ -1,6 +1,6 @@
 #include "http/h1_connection.hpp"
 
-#include "http/date.hpp"
+#include <atoll/http/date.hpp>
 
 #include <atoll/runtime/log.hpp>
 
