@@ -318,7 +318,7 @@ Task<> Server::accept_loop(LoopState& ls, std::size_t i) {
     // The pending connection stays in the backlog; retry after the back-off.
     co_await runtime::sleep_for(accept_backoff_ms, ls.signals.drain);
   }
-  // The drain closed the listener (and reported it): see close_gate.
+  // The drain closed the listener and reported it (see stop()).
 }
 
 Task<> Server::connection(LoopState& ls, int fd, sockaddr_storage peer, socklen_t len) {
@@ -343,11 +343,18 @@ Task<> Server::connection(LoopState& ls, int fd, sockaddr_storage peer, socklen_
     return e;
   };
   // Attached before the start event, which reports whether this is TLS.
-  if (tls_) sock.attach_tls(tls_->new_session(fd));
-  if (t) t->connection_started(event());
-
   bool ready = true;
   if (tls_) {
+    if (SSL* ssl = tls_->new_session(fd)) {
+      sock.attach_tls(ssl);
+    } else {
+      ready = false;  // out of memory: drop this connection, not the server
+      log::error("TLS: cannot create a session for {}", sock.peer().to_string());
+    }
+  }
+  if (t) t->connection_started(event());
+
+  if (ready && tls_) {
     sock.set_deadline(ls.loop->now_ms() + options_.tls->handshake_timeout_ms);
     IoResult r = co_await sock.tls_handshake();
     sock.set_deadline(0);
