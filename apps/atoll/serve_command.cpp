@@ -4,6 +4,8 @@
 #include <atoll/net/address.hpp>
 #include <atoll/runtime/log.hpp>
 #include <atoll/runtime/signals.hpp>
+#include <atoll/web/access_log.hpp>
+#include <atoll/web/request_id.hpp>
 #include <atoll/web/static_files.hpp>
 
 #include <cstdio>
@@ -20,6 +22,11 @@ void add_serve_options(CLI::App& cmd, ServeSettings& s) {
   cmd.add_option("--tls-key", s.tls_key, "PEM private key for --tls-cert")->check(CLI::ExistingFile);
   cmd.add_option("--cache-control", s.cache_control, "Cache-Control header for every file (default: none)");
   cmd.add_flag("!--no-precompressed", s.precompressed, "Ignore .br/.zst/.gz siblings");
+  cmd.add_option("--access-log", s.access_log, "Access log file, '-' for stdout, 'off' for none")
+      ->capture_default_str();
+  cmd.add_option("--access-log-format", s.access_log_format, "json or combined")
+      ->check(CLI::IsMember({"json", "combined"}))
+      ->capture_default_str();
 }
 
 int run_serve(const ServeSettings& s) {
@@ -63,7 +70,13 @@ int run_serve(const ServeSettings& s) {
   }
   web::StaticOptions files{.root = s.root, .precompressed = s.precompressed, .cache_control = s.cache_control};
   try {
-    http::serve(options, web::static_files(files));
+    std::vector<web::Middleware> middleware{web::request_id()};
+    if (s.access_log != "off") {
+      web::AccessLogOptions log{.path = s.access_log};
+      if (s.access_log_format == "combined") log.format = web::AccessLogOptions::Format::combined;
+      middleware.push_back(web::access_log(log));
+    }
+    http::serve(options, web::pipeline(std::move(middleware), web::static_files(files)));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "atoll serve: %s\n", e.what());
     return 1;

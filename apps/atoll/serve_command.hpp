@@ -16,6 +16,8 @@ struct ServeSettings {
   std::string tls_key;
   std::string cache_control;
   bool precompressed = true;
+  std::string access_log = "-";
+  std::string access_log_format = "json";
 };
 
 void add_serve_options(CLI::App& cmd, ServeSettings& s);
