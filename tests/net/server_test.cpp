@@ -278,3 +278,45 @@ TEST(Server, StartFailsWithAClearMessageWhenThePortIsTaken) {
     EXPECT_NE(std::string(e.what()).find(std::to_string(port)), std::string::npos) << e.what();
   }
 }
+
+TEST(Server, ServesOnAnInheritedListenerAndLeavesItOpen) {
+  // A supervisor's listening socket: the server serves on it and, when it
+  // stops, leaves it listening for whoever takes over.
+  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  auto ep = atl::net::Endpoint::ip("127.0.0.1", 0);
+  ASSERT_EQ(::bind(listener.get(), ep.data(), ep.size()), 0);
+  ASSERT_EQ(::listen(listener.get(), 16), 0);
+  {
+    auto server = start_server({.inherited_listeners = {listener.get()}}, echo_handler);
+    ASSERT_NE(server->port(), 0);
+    UniqueFd fd(connect_tcp(server->port()));
+    ASSERT_TRUE(send_all(fd.get(), "inherited"));
+    EXPECT_EQ(recv_n(fd.get(), 9), "inherited");
+    fd.reset();
+    EXPECT_EQ(server->stop(), 0u);
+    // Still listening: the next owner will find this client in the backlog.
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&ss), &len), 0);
+    UniqueFd waiting(connect_tcp(server->port()));
+    EXPECT_TRUE(waiting) << "stop() closed the inherited listener";
+  }
+}
+
+TEST(Server, ListensOnIpv6Loopback) {
+  UniqueFd probe(::socket(AF_INET6, SOCK_STREAM, 0));
+  auto ep6 = atl::net::Endpoint::ip("::1", 0);
+  if (!probe || ::bind(probe.get(), ep6.data(), ep6.size()) != 0) GTEST_SKIP() << "no IPv6 loopback here";
+  probe.reset();
+  auto server = start_server({.bind = {"::1", "127.0.0.1"}}, echo_handler);
+  ASSERT_EQ(server->endpoints().size(), 2u);
+  EXPECT_EQ(server->endpoints()[0].to_string(), "[::1]:" + std::to_string(server->port()));
+  // The IPv4 listener shares the port.
+  UniqueFd v4(connect_tcp(server->port()));
+  ASSERT_TRUE(send_all(v4.get(), "four"));
+  EXPECT_EQ(recv_n(v4.get(), 4), "four");
+  UniqueFd v6(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::connect(v6.get(), server->endpoints()[0].data(), server->endpoints()[0].size()), 0);
+  ASSERT_TRUE(send_all(v6.get(), "six"));
+  EXPECT_EQ(recv_n(v6.get(), 3), "six");
+}

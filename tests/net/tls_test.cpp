@@ -3,7 +3,9 @@
 #include <atoll/net/server.hpp>
 #include <atoll/net/tls.hpp>
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <string>
 #include <thread>
@@ -170,4 +172,29 @@ TEST(Tls, ManyClientsHandshakeConcurrently) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), n);
+}
+
+TEST(Tls, SendfileGoesThroughTheTlsLayer) {
+  // No kTLS: Socket::sendfile reads the file and encrypts it chunk by chunk.
+  std::string dir = make_temp_dir();
+  std::string path = dir + "/file.bin";
+  std::string content(200'000, '\0');
+  for (std::size_t i = 0; i < content.size(); ++i) content[i] = char(i * 13 + 5);
+  {
+    UniqueFd f(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    ASSERT_EQ(::write(f.get(), content.data(), content.size()), ssize_t(content.size()));
+  }
+  auto handler = [path](atl::net::Socket& s) -> atl::Task<> {
+    UniqueFd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    auto r = co_await s.sendfile(f.get(), 100, 150'000);
+    std::string trailer = r ? "|ok" : "|error " + std::to_string(r.error);
+    co_await s.write(std::string_view(trailer));
+  };
+  auto server = start_server({.tls = test_tls()}, handler);
+  TlsClient c;
+  ASSERT_TRUE(c.connect(server->port())) << c.error();
+  std::string got = c.recv(150'000 + 3);
+  EXPECT_TRUE(got == content.substr(100, 150'000) + "|ok") << "got " << got.size() << " bytes";
+  ::unlink(path.c_str());
+  ::rmdir(dir.c_str());
 }
