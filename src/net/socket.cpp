@@ -27,6 +27,10 @@ Socket::Socket(int fd, const sockaddr* peer, socklen_t peer_len, ConnSignals* si
 }
 
 Socket::~Socket() {
+  // A task still waiting here cannot be resumed into a destroyed socket; in
+  // practice it is the socket's own task, being destroyed with it.
+  watch_.reader = {};
+  watch_.writer = {};
   close();
   if (ssl_) SSL_free(ssl_);
 }
@@ -38,6 +42,10 @@ void Socket::close() noexcept {
   ::close(watch_.fd);
   watch_.fd = -1;
   cancelled_ = true;
+  // Another task waiting on this socket (a reader while a writer gives up)
+  // learns of it with ECANCELED instead of waiting forever.
+  if (watch_.reader) loop_->schedule(std::exchange(watch_.reader, {}));
+  if (watch_.writer) loop_->schedule(std::exchange(watch_.writer, {}));
 }
 
 Endpoint Socket::local() const {
@@ -119,7 +127,12 @@ void Socket::on_timer(runtime::TimerNode* node) {
 
 Socket::WaitAwaiter Socket::wait(bool for_write) noexcept { return WaitAwaiter{*this, for_write}; }
 
-void Socket::set_wake_on_drain(bool on) noexcept { wake_on_drain_ = on; }
+void Socket::set_wake_on_drain(bool on) noexcept {
+  wake_on_drain_ = on;
+  // Turned on while the drain is already under way: a reader waiting now is
+  // idle by the caller's own account, so it ends as notify_drain would end it.
+  if (on && draining_ && watch_.reader) loop_->schedule(std::exchange(watch_.reader, {}));
+}
 
 void Socket::notify_drain() noexcept {
   draining_ = true;
