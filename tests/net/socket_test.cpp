@@ -347,3 +347,51 @@ TEST(Socket, AWaitingIdleReaderIsWokenByTheDrain) {
   EXPECT_EQ(loop.run_until_complete(t()), ESHUTDOWN);
   EXPECT_LT(sw.elapsed_ms(), 2000.0);
 }
+
+TEST(Socket, CloseWakesATaskWaitingOnTheSocket) {
+  // One task waits to read while another closes the socket (a writer that
+  // gives up, an HTTP/2 connection ending): the reader must learn of it, not
+  // wait forever.
+  Loop loop;
+  Pair p;
+  auto t = [&]() -> Task<int> {
+    Socket s(p.ours, nullptr, 0);
+    int error = -1;
+    auto reader = [&]() -> Task<> {
+      char buf[16];
+      IoResult r = co_await s.read(buf);
+      error = r.error;
+    };
+    loop.spawn(reader());
+    co_await sleep_for(10);
+    s.close();
+    EXPECT_FALSE(s.is_open());
+    for (int i = 0; i < 300 && error == -1; ++i) co_await sleep_for(10);
+    co_return error;
+  };
+  EXPECT_EQ(loop.run_until_complete(t()), ECANCELED);
+  EXPECT_TRUE(wait_closed(p.theirs.get(), 2000));
+}
+
+TEST(Socket, TurningWakeOnDrainOnDuringADrainWakesAWaitingReader) {
+  Loop loop;
+  Pair p;
+  ConnSignals signals;
+  auto t = [&]() -> Task<int> {
+    Socket s(p.ours, nullptr, 0, &signals);
+    int error = -1;
+    auto reader = [&]() -> Task<> {
+      IoResult r = co_await s.wait_readable();
+      error = r.error;
+    };
+    loop.spawn(reader());
+    co_await sleep_for(5);
+    s.notify_drain();  // busy: not woken
+    co_await sleep_for(5);
+    EXPECT_EQ(error, -1);
+    s.set_wake_on_drain(true);  // now idle, and the drain is on
+    for (int i = 0; i < 300 && error == -1; ++i) co_await sleep_for(10);
+    co_return error;
+  };
+  EXPECT_EQ(loop.run_until_complete(t()), ESHUTDOWN);
+}
