@@ -102,6 +102,40 @@ void Conn::reset_request() noexcept {
   if (!assigns_.empty()) assigns_.clear();
 }
 
+void Conn::copy_request_from(const Conn& inner) {
+  method_ = inner.method_;
+  target_ = inner.target_;
+  raw_path_ = inner.raw_path_;
+  path_ = inner.path_;
+  query_ = inner.query_;
+  version_ = inner.version_;
+  host_ = inner.host_;
+  headers_ = inner.headers_;
+  peer_ = inner.peer_;
+  tls_ = inner.tls_;
+  head_ = inner.head_;
+  has_body_ = inner.has_body_;
+  content_length_ = inner.content_length_;
+  body_limit_ = inner.body_limit_;
+  parsed_query_ = inner.parsed_query_;
+  path_offset = inner.path_offset;
+  params = inner.params;
+  request_id = inner.request_id;
+  status_ = inner.status_;
+  response_headers_ = inner.response_headers_;
+  started_ = inner.started_;
+  sent_ = inner.sent_;
+  close_ = inner.close_;
+  bytes_sent_ = inner.bytes_sent_;
+  assigns_ = inner.assigns_;  // shared: the same objects on both sides
+}
+
+void Conn::copy_state_back_to(Conn& inner) const {
+  inner.request_id = request_id;
+  inner.assigns_ = assigns_;
+  if (close_) inner.close_ = true;
+}
+
 Task<std::string> Conn::read_body(std::optional<std::size_t> limit) {
   if (limit) set_body_limit(*limit);
   std::string body;

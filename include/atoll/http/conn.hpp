@@ -169,6 +169,13 @@ class Conn {
  protected:
   /// Clears everything per-request, keeping capacity.
   void reset_request() noexcept;
+  /// For decorators, Conns that wrap the Conn a middleware was given (as
+  /// compression does): take the request, the routing and per-request state,
+  /// the assigns and the response headers set so far from `inner`...
+  void copy_request_from(const Conn& inner);
+  /// ...and, when the request is done, hand back what a handler may have set
+  /// for the layers outside: request id, assigns, close_after_response().
+  void copy_state_back_to(Conn& inner) const;
 
   std::string_view method_;
   std::string_view target_;
