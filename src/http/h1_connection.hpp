@@ -24,6 +24,7 @@ class Http1Conn final : public Conn {
   Task<> end_stream() override;
   Task<> inform(int status, const std::vector<Header>& headers) override;
   Task<Upgraded> upgrade(std::string_view protocol, const std::vector<Header>& headers) override;
+  bool draining() const noexcept override { return sock_.draining(); }
   using Conn::send;
   using Conn::send_file;
 

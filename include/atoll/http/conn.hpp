@@ -146,6 +146,9 @@ class Conn {
   /// Asks the server to close the connection after this response.
   void close_after_response() noexcept { close_ = true; }
   bool closing() const noexcept { return close_; }
+  /// True while the server drains (stops): a health check answers 503 so a
+  /// load balancer sends new work elsewhere. False where nothing drains.
+  virtual bool draining() const noexcept { return false; }
 
   // --- per-request state ----------------------------------------------------------
   /// The request id, if a middleware set one (shown on error pages and logs).
