@@ -1,0 +1,79 @@
+#pragma once
+// Host: serves many sites, each by its host name, from the content store.
+//
+// A site is reached as <name>.<base domain> or by any of its custom domains.
+// A background thread polls the database's generation, so a deploy made by
+// another process goes live within poll_ms; the site table is swapped whole,
+// so a request sees the old deploy or the new one, never a mix.
+//
+// Each loop keeps a resolver cache: (site, request path) → file, open blob
+// descriptors, ETag and encodings. A hit allocates nothing and touches no
+// lock. A miss asks the database off the loop; concurrent misses for one key
+// share that query; misses are cached briefly too. A deploy invalidates only
+// the request paths its changed files map to.
+//
+// | option          | default      | why                                                       |
+// |-----------------|--------------|-----------------------------------------------------------|
+// | base_domain     | "localhost"  | demo.localhost resolves to 127.0.0.1 in browsers         |
+// | poll_ms         | 500          | a deploy from `atoll publish` is live within a second     |
+// | negative_ttl_ms | 2000         | 404 floods hit memory, not the database                  |
+// | cache_entries   | 50000 / loop | bounds memory and descriptors; the cache restarts beyond |
+// | inline_max      | 16 KiB       | small files served from memory: no syscall but the write |
+// | inline_total    | 64 MiB / loop| bounds that memory                                        |
+#include <atoll/host/database.hpp>
+#include <atoll/host/store.hpp>
+#include <atoll/http/conn.hpp>
+#include <atoll/net/server.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace atl::host {
+
+struct HostOptions {
+  std::string base_domain = "localhost";
+  std::int64_t poll_ms = 500;
+  std::int64_t negative_ttl_ms = 2000;
+  std::size_t cache_entries = 50000;
+  std::size_t inline_max = 16 * 1024;
+  std::size_t inline_total = 64 * 1024 * 1024;
+};
+
+class Host {
+ public:
+  Host(std::shared_ptr<Database> db, std::shared_ptr<ContentStore> store, HostOptions options = {});
+  ~Host();
+  Host(const Host&) = delete;
+  Host& operator=(const Host&) = delete;
+
+  /// Loads the site table and starts watching for deploys.
+  void start();
+  void stop();
+  /// Reloads the site table now (the admin API calls it after a change).
+  void reload();
+  /// Makes every loop drop its resolver cache at its next request.
+  void purge();
+
+  /// The App that serves the sites.
+  http::App app();
+
+  /// Prometheus text: requests by site and status, bytes, latency,
+  /// cache hits and misses; plus the server's connections and loop lag.
+  std::string metrics(const net::ServerInfo* server = nullptr) const;
+
+  const HostOptions& options() const noexcept { return options_; }
+  Database& database() noexcept { return *db_; }
+  ContentStore& store() noexcept { return *store_; }
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Database> db_;
+  std::shared_ptr<ContentStore> store_;
+  HostOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace atl::host

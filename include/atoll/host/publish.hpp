@@ -1,0 +1,95 @@
+#pragma once
+// Publishing: files → blobs in the content store + one atomic deploy.
+#include <atoll/host/database.hpp>
+#include <atoll/host/store.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace atl::host {
+
+/// The per-site settings a deploy carries, from `_atoll.toml` at the root of
+/// the published directory:
+///
+///   not_found = "404.html"       # served with status 404 for unknown paths
+///   spa = "index.html"           # or: served (200) for unknown paths
+///   [[redirects]]
+///   from = "/old"                # exact path, or a prefix ending in "*"
+///   to = "/new"
+///   status = 301                 # 301, 302, 307 or 308
+///   [[headers]]
+///   path = "/assets/"            # a path prefix
+///   name = "X-Frame-Options"
+///   value = "DENY"
+struct SiteConfig {
+  std::string not_found;
+  std::string spa;
+  struct Redirect {
+    std::string from, to;
+    int status = 301;
+  };
+  std::vector<Redirect> redirects;
+  struct HeaderRule {
+    std::string path, name, value;
+  };
+  std::vector<HeaderRule> headers;
+
+  std::string to_json() const;
+  static SiteConfig from_json(std::string_view json);
+};
+
+/// The name of the config file, which is read and not served.
+inline constexpr std::string_view site_config_file = "_atoll.toml";
+
+/// Parses `_atoll.toml`; throws std::invalid_argument("FILE:LINE:COL: what").
+SiteConfig parse_site_config(std::string_view toml, const std::string& file_name);
+
+struct PublishResult {
+  std::int64_t deploy = 0;
+  std::size_t files = 0;
+  std::size_t new_blobs = 0;
+  std::uint64_t bytes = 0;
+};
+
+/// A file to publish, held in memory (from an uploaded archive).
+struct PublishFile {
+  std::string path;  // relative, '/'-separated, no "..", no leading '/'
+  std::string bytes;
+};
+
+/// Throws std::invalid_argument if `path` could escape or confuse the site:
+/// empty, absolute, "..", ".", empty segments, backslashes, control bytes.
+void validate_publish_path(std::string_view path);
+
+class Publisher {
+ public:
+  Publisher(ContentStore& store, Database& db) : store_(store), db_(db) {}
+
+  /// Every regular file under `dir` (hidden files skipped; a symlink is an
+  /// error naming it) becomes the new live deploy of `site`.
+  PublishResult publish_dir(const std::string& site, const std::string& dir);
+  /// The same for files held in memory.
+  PublishResult publish_files(const std::string& site, const std::vector<PublishFile>& files);
+  /// A deploy of blobs already in the store: `manifest` maps paths to hashes.
+  /// Throws DbError(invalid) listing a missing blob.
+  PublishResult publish_manifest(const std::string& site,
+                                 const std::vector<std::pair<std::string, std::string>>& manifest,
+                                 const std::string& config_toml);
+
+  /// Keeps the newest `keep` deploys of every site and removes blobs that no
+  /// deploy refers to and that are older than `min_age_s` (so uploads for a
+  /// deploy in progress are not collected). Returns blobs removed.
+  std::size_t collect_garbage(std::size_t keep, std::int64_t min_age_s = 600);
+
+  /// A file record for `bytes` stored at `path`, with precompressed variants
+  /// for text types (made here, stored in the store).
+  FileRecord record(const std::string& path, std::string_view bytes, std::size_t* new_blobs = nullptr);
+
+ private:
+  ContentStore& store_;
+  Database& db_;
+};
+
+}  // namespace atl::host

@@ -1,0 +1,653 @@
+#include <atoll/host/host.hpp>
+
+#include <atoll/host/publish.hpp>
+#include <atoll/runtime/log.hpp>
+#include <atoll/runtime/loop.hpp>
+#include <atoll/runtime/offload.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+namespace atl::host {
+
+namespace {
+
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+template <class V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
+// Status codes counted one by one; the rest are counted as "other" so the
+// metric's cardinality stays bounded.
+constexpr std::array<int, 12> counted_codes = {200, 206, 301, 302, 304, 307, 308, 400, 404, 405, 500, 503};
+constexpr std::array<double, 11> latency_buckets_ms = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250};
+
+struct SiteMetrics {
+  std::array<std::atomic<std::uint64_t>, counted_codes.size() + 1> by_code{};
+  std::atomic<std::uint64_t> bytes{0};
+};
+
+struct SiteEntry {
+  std::int64_t id = 0;
+  std::string name;
+  std::int64_t deploy = 0;
+  std::int64_t previous_deploy = 0;
+  std::shared_ptr<const std::vector<std::string>> changed;  // files changed since previous_deploy
+  SiteConfig config;
+  SiteMetrics* metrics = nullptr;
+};
+
+struct SiteTable {
+  std::uint64_t version = 0;
+  StringMap<std::shared_ptr<const SiteEntry>> by_host;
+  std::unordered_map<std::int64_t, std::shared_ptr<const SiteEntry>> by_id;
+};
+
+enum class Enc { identity, br, zstd, gzip };
+constexpr std::string_view enc_names[] = {"identity", "br", "zstd", "gzip"};
+
+struct Variant {
+  int fd = -1;
+  std::uint64_t size = 0;
+  std::string data;
+  bool in_memory = false;
+  std::string etag;
+  explicit operator bool() const noexcept { return fd >= 0 || in_memory; }
+};
+
+struct Resolved {
+  enum class Kind { file, add_slash, missing } kind = Kind::missing;
+  std::int64_t deploy = 0;
+  std::int64_t expires_ms = 0;  // missing entries only
+  std::string mime;
+  std::string cache_control;
+  Variant variants[4];
+  bool has_siblings = false;
+  ~Resolved() {
+    for (auto& v : variants)
+      if (v.fd >= 0) ::close(v.fd);
+  }
+};
+
+struct SiteCache {
+  std::int64_t deploy = 0;
+  StringMap<std::shared_ptr<Resolved>> paths;
+};
+
+struct LoopCache {
+  std::uint64_t version = ~std::uint64_t{0};
+  std::uint64_t purge_epoch = 0;
+  std::shared_ptr<const SiteTable> table;
+  std::unordered_map<std::int64_t, SiteCache> sites;
+  std::size_t entries = 0;
+  std::size_t inline_bytes = 0;
+  StringMap<std::vector<runtime::Waiter>> inflight;
+  std::string host_buf;
+};
+
+// "HTML revalidates, hashed assets are immutable": a name with a segment of
+// 8+ hex digits or a dash-separated build hash (app.3f2a9c1e.js,
+// index-BfSq2x9L.js) is content-addressed by its build tool.
+std::string cache_control_for(std::string_view path, std::string_view mime) {
+  if (mime.starts_with("text/html")) return "no-cache";
+  auto slash = path.rfind('/');
+  std::string_view name = path.substr(slash == std::string_view::npos ? 0 : slash + 1);
+  std::size_t pos = 0;
+  while (pos < name.size()) {
+    std::size_t end = name.find_first_of(".-", pos);
+    if (end == std::string_view::npos) end = name.size();
+    std::string_view seg = name.substr(pos, end - pos);
+    if (seg.size() >= 8 && end != name.size()) {
+      bool hex = true, mixed_digit = false;
+      for (char c : seg) {
+        hex = hex && std::isxdigit(static_cast<unsigned char>(c));
+        mixed_digit = mixed_digit || std::isdigit(static_cast<unsigned char>(c));
+      }
+      if (hex && mixed_digit) return "public, max-age=31536000, immutable";
+      if (pos > 0 && name[pos - 1] == '-' && mixed_digit) return "public, max-age=31536000, immutable";
+    }
+    pos = end + 1;
+  }
+  return "public, max-age=300";
+}
+
+double accepts(std::string_view header, std::string_view coding) {
+  std::size_t pos = 0;
+  double star = 0;
+  while (pos <= header.size()) {
+    std::size_t comma = header.find(',', pos);
+    std::string_view item = header.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+    pos = comma == std::string_view::npos ? header.size() + 1 : comma + 1;
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    std::size_t semi = item.find(';');
+    std::string_view name = item.substr(0, semi);
+    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+    double q = 1;
+    if (semi != std::string_view::npos) {
+      auto qp = item.find("q=", semi);
+      if (qp != std::string_view::npos) q = std::strtod(std::string(item.substr(qp + 2, 5)).c_str(), nullptr);
+    }
+    if (http::iequals(name, coding)) return q;
+    if (name == "*") star = q;
+  }
+  return star;
+}
+
+bool safe_path(std::string_view p) {
+  if (p.empty() || p.front() != '/') return false;
+  if (p.find('\0') != std::string_view::npos || p.find('\\') != std::string_view::npos) return false;
+  std::size_t i = 0;
+  while (i < p.size()) {
+    std::size_t j = p.find('/', i + 1);
+    std::string_view seg = p.substr(i + 1, j == std::string_view::npos ? std::string_view::npos : j - i - 1);
+    if (seg == ".." || seg == ".") return false;
+    if (j == std::string_view::npos) break;
+    i = j;
+  }
+  return true;
+}
+
+}  // namespace
+
+struct Host::Impl {
+  Host& host;
+  std::atomic<std::uint64_t> version{0};
+  std::atomic<std::uint64_t> purge_epoch{0};
+  std::mutex table_mutex;
+  std::shared_ptr<const SiteTable> table = std::make_shared<SiteTable>();
+  std::int64_t last_generation = -1;
+
+  std::mutex metrics_mutex;
+  std::map<std::string, std::unique_ptr<SiteMetrics>> site_metrics;
+  std::array<std::atomic<std::uint64_t>, latency_buckets_ms.size() + 1> latency{};
+  std::atomic<double> latency_sum_ms{0};
+  std::atomic<std::uint64_t> latency_count{0};
+  std::atomic<std::uint64_t> cache_hits{0}, cache_misses{0}, db_errors{0}, unknown_host{0};
+
+  std::thread watcher;
+  std::mutex watch_mutex;
+  std::condition_variable watch_cv;
+  bool stopping = false;
+
+  explicit Impl(Host& h) : host(h) {}
+
+  SiteMetrics* metrics_for(const std::string& name) {
+    std::lock_guard lock(metrics_mutex);
+    auto& m = site_metrics[name];
+    if (!m) m = std::make_unique<SiteMetrics>();
+    return m.get();
+  }
+
+  std::shared_ptr<const SiteTable> current() {
+    std::lock_guard lock(table_mutex);
+    return table;
+  }
+
+  // Builds a new table from the database (blocking; off the loops).
+  void load() {
+    std::int64_t gen = host.db_->generation();
+    if (gen == last_generation) return;
+    auto old = current();
+    auto sites = host.db_->sites();
+    auto t = std::make_shared<SiteTable>();
+    for (const auto& s : sites) {
+      auto e = std::make_shared<SiteEntry>();
+      e->id = s.id;
+      e->name = s.name;
+      e->deploy = s.live_deploy.value_or(0);
+      e->config = SiteConfig::from_json(s.config_json);
+      e->metrics = metrics_for(s.name);
+      if (auto it = old->by_id.find(s.id); it != old->by_id.end()) {
+        const auto& before = *it->second;
+        if (before.deploy && e->deploy && before.deploy != e->deploy) {
+          e->previous_deploy = before.deploy;
+          e->changed = std::make_shared<const std::vector<std::string>>(host.db_->changed_paths(before.deploy, e->deploy));
+        } else if (before.deploy == e->deploy) {
+          e->previous_deploy = before.previous_deploy;
+          e->changed = before.changed;
+        }
+      }
+      t->by_host.emplace(s.name + "." + host.options_.base_domain, e);
+      for (const auto& d : s.domains) t->by_host.emplace(d, e);
+      t->by_id.emplace(s.id, e);
+    }
+    t->version = version.load() + 1;
+    {
+      std::lock_guard lock(table_mutex);
+      table = t;
+    }
+    version.store(t->version, std::memory_order_release);
+    last_generation = gen;
+  }
+
+  void watch() {
+    std::unique_lock lock(watch_mutex);
+    while (!stopping) {
+      watch_cv.wait_for(lock, std::chrono::milliseconds(host.options_.poll_ms), [&] { return stopping; });
+      if (stopping) break;
+      lock.unlock();
+      try {
+        load();
+      } catch (const std::exception& e) {
+        db_errors.fetch_add(1, std::memory_order_relaxed);
+        // Keep serving with the table we have; say so at most every 10 s.
+        static std::int64_t last = 0;
+        std::int64_t now = runtime::monotonic_ms();
+        if (now - last > 10'000) {
+          last = now;
+          log::error("host: cannot read the site table ({}); serving the last one", e.what());
+        }
+      }
+      lock.lock();
+    }
+  }
+
+  LoopCache& loop_cache() {
+    thread_local std::unordered_map<const Impl*, LoopCache> caches;
+    return caches[this];
+  }
+
+  // Brings this loop's view up to date with the latest table.
+  void refresh(LoopCache& lc) {
+    std::uint64_t epoch = purge_epoch.load(std::memory_order_acquire);
+    if (lc.purge_epoch != epoch) {
+      lc.purge_epoch = epoch;
+      lc.sites.clear();
+      lc.entries = lc.inline_bytes = 0;
+    }
+    std::uint64_t v = version.load(std::memory_order_acquire);
+    if (lc.version == v) return;
+    lc.table = current();
+    lc.version = lc.table->version;
+    for (auto it = lc.sites.begin(); it != lc.sites.end();) {
+      auto site = lc.table->by_id.find(it->first);
+      SiteCache& sc = it->second;
+      if (site == lc.table->by_id.end()) {
+        lc.entries -= sc.paths.size();
+        it = lc.sites.erase(it);
+        continue;
+      }
+      const SiteEntry& e = *site->second;
+      if (sc.deploy != e.deploy) {
+        if (e.changed && e.previous_deploy == sc.deploy) {
+          for (const auto& file : *e.changed) invalidate(lc, sc, file);
+          sc.deploy = e.deploy;
+        } else {
+          lc.entries -= sc.paths.size();
+          sc.paths.clear();
+          sc.deploy = e.deploy;
+        }
+      }
+      ++it;
+    }
+  }
+
+  // Drops every request path that `file` (a deploy path) can answer.
+  static void invalidate(LoopCache& lc, SiteCache& sc, const std::string& file) {
+    auto drop = [&](const std::string& key) { lc.entries -= sc.paths.erase(key); };
+    std::string p = "/" + file;
+    drop(p);
+    if (p.ends_with(".html")) drop(p.substr(0, p.size() - 5));
+    if (p.ends_with("/index.html")) {
+      std::string dir = p.substr(0, p.size() - 10);  // keeps the trailing '/'
+      drop(dir);
+      if (dir.size() > 1) drop(dir.substr(0, dir.size() - 1));
+    }
+  }
+
+  // Blocking: the database and the store, on the offload pool.
+  std::shared_ptr<Resolved> resolve_blocking(std::int64_t deploy, std::string path) {
+    auto r = std::make_shared<Resolved>();
+    r->deploy = deploy;
+    std::string rel = path.substr(1);
+    std::vector<std::pair<std::string, bool>> candidates;  // (file, needs a trailing slash)
+    if (rel.empty() || rel.back() == '/') {
+      candidates.push_back({rel + "index.html", false});
+    } else {
+      candidates.push_back({rel, false});
+      candidates.push_back({rel + ".html", false});
+      candidates.push_back({rel + "/index.html", true});
+    }
+    for (const auto& [file, slash] : candidates) {
+      auto rec = host.db_->resolve(deploy, file);
+      if (!rec) continue;
+      if (slash) {
+        r->kind = Resolved::Kind::add_slash;
+        return r;
+      }
+      r->kind = Resolved::Kind::file;
+      r->mime = rec->mime;
+      r->cache_control = cache_control_for(rec->path, rec->mime);
+      const std::string* hashes[4] = {&rec->hash, &rec->br, &rec->zst, &rec->gz};
+      for (int i = 0; i < 4; ++i) {
+        if (hashes[i]->empty()) continue;
+        Variant& v = r->variants[i];
+        int fd = ::open(host.store_->path(*hashes[i]).c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+          if (i == 0) throw std::runtime_error("blob " + *hashes[i] + " for " + rec->path + " is missing from the store");
+          continue;
+        }
+        v.fd = fd;
+        v.size = i == 0 ? rec->size : i == 1 ? rec->br_size : i == 2 ? rec->zst_size : rec->gz_size;
+        v.etag = "\"" + *hashes[i] + "\"";
+        if (v.size <= host.options_.inline_max) {
+          v.data.resize(v.size);
+          if (::pread(fd, v.data.data(), v.size, 0) == ssize_t(v.size)) {
+            v.in_memory = true;
+            ::close(fd);
+            v.fd = -1;
+          } else {
+            v.data.clear();
+          }
+        }
+        if (i > 0) r->has_siblings = true;
+      }
+      return r;
+    }
+    r->kind = Resolved::Kind::missing;
+    return r;
+  }
+
+  // The cache lookup, with shared misses.
+  Task<std::shared_ptr<Resolved>> lookup(const SiteEntry& site, std::string_view path) {
+    LoopCache& lc = loop_cache();
+    SiteCache& sc = lc.sites[site.id];
+    if (sc.deploy != site.deploy) {  // first use, or the table moved on
+      lc.entries -= sc.paths.size();
+      sc.paths.clear();
+      sc.deploy = site.deploy;
+    }
+    auto* loop = runtime::Loop::current();
+    std::int64_t now = loop->now_ms();
+    if (auto it = sc.paths.find(path); it != sc.paths.end()) {
+      if (it->second->kind != Resolved::Kind::missing || it->second->expires_ms > now) {
+        cache_hits.fetch_add(1, std::memory_order_relaxed);
+        co_return it->second;
+      }
+      lc.entries -= 1;
+      sc.paths.erase(it);
+    }
+    cache_misses.fetch_add(1, std::memory_order_relaxed);
+    std::string key = std::to_string(site.id) + ":" + std::to_string(site.deploy) + ":" + std::string(path);
+    if (auto in = lc.inflight.find(key); in != lc.inflight.end()) {
+      // Someone on this loop is already asking: wait for their answer.
+      struct Join {
+        std::vector<runtime::Waiter>& waiters;
+        bool await_ready() const noexcept { return false; }
+        void await_suspend(std::coroutine_handle<> h) {
+          waiters.push_back({h, runtime::Loop::current()->current_tag()});
+        }
+        void await_resume() const noexcept {}
+      };
+      co_await Join{in->second};
+      LoopCache& again = loop_cache();
+      SiteCache& sc2 = again.sites[site.id];
+      if (auto it = sc2.paths.find(path); it != sc2.paths.end()) co_return it->second;
+      // The query failed or the deploy moved on: ask ourselves.
+    }
+    lc.inflight.emplace(key, std::vector<runtime::Waiter>{});
+    std::shared_ptr<Resolved> r;
+    std::exception_ptr failure;
+    std::int64_t deploy = site.deploy;
+    std::string owned(path);
+    try {
+      r = co_await runtime::offload([this, deploy, owned] { return resolve_blocking(deploy, owned); });
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    LoopCache& lc2 = loop_cache();
+    if (r) {
+      SiteCache& sc2 = lc2.sites[site.id];
+      if (sc2.deploy == deploy) {
+        if (lc2.entries >= host.options_.cache_entries) {
+          for (auto& [_, s] : lc2.sites) s.paths.clear();
+          lc2.entries = 0;
+        }
+        if (r->kind == Resolved::Kind::missing) r->expires_ms = runtime::Loop::current()->now_ms() + host.options_.negative_ttl_ms;
+        if (sc2.paths.insert_or_assign(owned, r).second) ++lc2.entries;
+      }
+    }
+    if (auto in = lc2.inflight.find(key); in != lc2.inflight.end()) {
+      for (auto w : in->second) runtime::Loop::current()->schedule(w);
+      lc2.inflight.erase(in);
+    }
+    if (failure) std::rethrow_exception(failure);
+    co_return r;
+  }
+
+  void count(const SiteEntry* site, int status, std::uint64_t bytes, double ms) {
+    if (site && site->metrics) {
+      std::size_t slot = counted_codes.size();
+      for (std::size_t i = 0; i < counted_codes.size(); ++i)
+        if (counted_codes[i] == status) slot = i;
+      site->metrics->by_code[slot].fetch_add(1, std::memory_order_relaxed);
+      site->metrics->bytes.fetch_add(bytes, std::memory_order_relaxed);
+    }
+    std::size_t b = 0;
+    while (b < latency_buckets_ms.size() && ms > latency_buckets_ms[b]) ++b;
+    latency[b].fetch_add(1, std::memory_order_relaxed);
+    latency_count.fetch_add(1, std::memory_order_relaxed);
+    double cur = latency_sum_ms.load(std::memory_order_relaxed);
+    while (!latency_sum_ms.compare_exchange_weak(cur, cur + ms, std::memory_order_relaxed)) {
+    }
+  }
+
+  Task<> send_resolved(http::Conn& c, const SiteEntry& site, const Resolved& r, int status) {
+    auto& h = c.response_headers();
+    Enc enc = Enc::identity;
+    if (r.has_siblings) {
+      h.append_token("Vary", "Accept-Encoding");
+      std::string_view ae = c.header("accept-encoding");
+      double best = 0;
+      if (!ae.empty())
+        for (Enc e : {Enc::br, Enc::zstd, Enc::gzip}) {
+          if (!r.variants[int(e)]) continue;
+          double q = accepts(ae, enc_names[int(e)]);
+          if (q > best) {
+            best = q;
+            enc = e;
+          }
+        }
+    }
+    const Variant& v = r.variants[int(enc)];
+    h.add("Content-Type", r.mime);
+    h.add("ETag", v.etag);
+    h.add("Cache-Control", r.cache_control);
+    if (enc != Enc::identity) h.add("Content-Encoding", enc_names[int(enc)]);
+    std::string_view path = c.path();
+    for (const auto& rule : site.config.headers)
+      if (path.starts_with(rule.path)) h.set(rule.name, rule.value);
+    if (status == 200) {
+      std::string_view inm = c.header("if-none-match");
+      if (!inm.empty() && (inm == v.etag || inm == "*" || inm.find(v.etag) != std::string_view::npos)) {
+        co_await c.send(304, "");
+        co_return;
+      }
+    }
+    if (v.in_memory) co_await c.send(status, v.data);
+    else co_await c.send_file(status, v.fd, 0, v.size);
+  }
+
+  Task<> serve(http::Conn& c) {
+    timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    LoopCache& lc = loop_cache();
+    refresh(lc);
+    // Host names are case-insensitive; lower-case into a reused buffer.
+    lc.host_buf.assign(c.host());
+    for (auto& ch : lc.host_buf) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    if (!lc.host_buf.empty() && lc.host_buf.back() == '.') lc.host_buf.pop_back();
+    auto it = lc.table->by_host.find(std::string_view(lc.host_buf));
+    std::shared_ptr<const SiteEntry> site = it == lc.table->by_host.end() ? nullptr : it->second;
+    std::exception_ptr failure;
+    try {
+      co_await serve_site(c, site.get());
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = double(t1.tv_sec - t0.tv_sec) * 1e3 + double(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    count(site.get(), failure && !c.response_started() ? 500 : c.status(), c.bytes_sent(), ms);
+    if (failure) std::rethrow_exception(failure);
+  }
+
+  Task<> serve_site(http::Conn& c, const SiteEntry* site) {
+    if (!site || !site->deploy) {
+      unknown_host.fetch_add(1, std::memory_order_relaxed);
+      c.set_header("Content-Type", "text/html; charset=utf-8");
+      c.set_header("Cache-Control", "no-store");
+      co_await c.send(404, site ? "<!doctype html><title>Nothing here yet</title><h1>Nothing here yet</h1>"
+                                  "<p>This site has no deploy. Publish one with <code>atoll publish</code>.</p>\n"
+                                : "<!doctype html><title>No such site</title><h1>No such site</h1>"
+                                  "<p>No site on this server answers to this host name.</p>\n");
+      co_return;
+    }
+    if (c.method() != "GET" && c.method() != "HEAD") {
+      c.set_header("Allow", "GET, HEAD");
+      co_await c.send(405, "Method Not Allowed\n");
+      co_return;
+    }
+    std::string_view path = c.path();
+    if (!safe_path(path)) {
+      co_await c.send(400, "Bad Request: the path holds '..', '.', a backslash or a NUL\n");
+      co_return;
+    }
+    for (const auto& red : site->config.redirects) {
+      bool prefix = red.from.size() > 1 && red.from.back() == '*';
+      std::string_view from = prefix ? std::string_view(red.from).substr(0, red.from.size() - 1) : std::string_view(red.from);
+      if (prefix ? path.starts_with(from) : path == from) {
+        std::string to = red.to;
+        if (prefix && to.size() > 1 && to.back() == '*') to = to.substr(0, to.size() - 1) + std::string(path.substr(from.size()));
+        c.set_header("Location", to);
+        co_await c.send(red.status, "");
+        co_return;
+      }
+    }
+    std::shared_ptr<Resolved> r;
+    std::string lookup_error;
+    try {
+      r = co_await lookup(*site, path);
+    } catch (const std::exception& e) {
+      lookup_error = e.what();
+    }
+    if (!r) {
+      // The database is locked or gone: paths in the cache keep being
+      // served; this one cannot be, for now.
+      db_errors.fetch_add(1, std::memory_order_relaxed);
+      log::error("host: {} {}: {}", site->name, std::string(path), lookup_error);
+      c.set_header("Retry-After", "1");
+      co_await c.send(503, "Service Unavailable: the site database cannot be read; try again shortly\n");
+      co_return;
+    }
+    if (r->kind == Resolved::Kind::add_slash) {
+      std::string location = std::string(c.raw_path()) + "/";
+      if (!c.query_string().empty()) location += "?" + std::string(c.query_string());
+      c.set_header("Location", location);
+      co_await c.send(301, "");
+      co_return;
+    }
+    if (r->kind == Resolved::Kind::file) {
+      co_await send_resolved(c, *site, *r, 200);
+      co_return;
+    }
+    // Not found: the single-page-app fallback, then the site's 404 page.
+    for (const auto* fallback : {&site->config.spa, &site->config.not_found}) {
+      if (fallback->empty()) continue;
+      auto f = co_await lookup(*site, "/" + *fallback);
+      if (f->kind == Resolved::Kind::file) {
+        co_await send_resolved(c, *site, *f, fallback == &site->config.spa ? 200 : 404);
+        co_return;
+      }
+    }
+    c.set_header("Content-Type", "text/plain; charset=utf-8");
+    co_await c.send(404, "Not Found\n");
+  }
+};
+
+Host::Host(std::shared_ptr<Database> db, std::shared_ptr<ContentStore> store, HostOptions options)
+    : db_(std::move(db)), store_(std::move(store)), options_(std::move(options)), impl_(std::make_unique<Impl>(*this)) {}
+
+Host::~Host() { stop(); }
+
+void Host::start() {
+  impl_->load();
+  impl_->watcher = std::thread([this] { impl_->watch(); });
+}
+
+void Host::stop() {
+  {
+    std::lock_guard lock(impl_->watch_mutex);
+    impl_->stopping = true;
+  }
+  impl_->watch_cv.notify_all();
+  if (impl_->watcher.joinable()) impl_->watcher.join();
+}
+
+void Host::reload() {
+  std::lock_guard lock(impl_->watch_mutex);  // one loader at a time
+  impl_->load();
+}
+
+void Host::purge() { impl_->purge_epoch.fetch_add(1, std::memory_order_acq_rel); }
+
+http::App Host::app() {
+  Impl* impl = impl_.get();
+  return [impl](http::Conn& c) { return impl->serve(c); };
+}
+
+std::string Host::metrics(const net::ServerInfo* server) const {
+  std::string out;
+  out += "# HELP atoll_requests_total Requests answered, by site and status.\n# TYPE atoll_requests_total counter\n";
+  out += "# HELP atoll_response_bytes_total Body bytes sent, by site.\n# TYPE atoll_response_bytes_total counter\n";
+  {
+    std::lock_guard lock(impl_->metrics_mutex);
+    for (const auto& [name, m] : impl_->site_metrics) {
+      for (std::size_t i = 0; i <= counted_codes.size(); ++i) {
+        std::uint64_t n = m->by_code[i].load(std::memory_order_relaxed);
+        if (!n) continue;
+        std::string code = i < counted_codes.size() ? std::to_string(counted_codes[i]) : "other";
+        out += "atoll_requests_total{site=\"" + name + "\",status=\"" + code + "\"} " + std::to_string(n) + "\n";
+      }
+      out += "atoll_response_bytes_total{site=\"" + name + "\"} " + std::to_string(m->bytes.load()) + "\n";
+    }
+  }
+  out += "# HELP atoll_request_duration_seconds Time to answer a request.\n# TYPE atoll_request_duration_seconds histogram\n";
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < latency_buckets_ms.size(); ++i) {
+    cumulative += impl_->latency[i].load(std::memory_order_relaxed);
+    char le[32];
+    std::snprintf(le, sizeof le, "%g", latency_buckets_ms[i] / 1000);
+    out += std::string("atoll_request_duration_seconds_bucket{le=\"") + le + "\"} " + std::to_string(cumulative) + "\n";
+  }
+  cumulative += impl_->latency[latency_buckets_ms.size()].load(std::memory_order_relaxed);
+  out += "atoll_request_duration_seconds_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
+  char sum[64];
+  std::snprintf(sum, sizeof sum, "%.6f", impl_->latency_sum_ms.load() / 1000);
+  out += std::string("atoll_request_duration_seconds_sum ") + sum + "\n";
+  out += "atoll_request_duration_seconds_count " + std::to_string(impl_->latency_count.load()) + "\n";
+  out += "# TYPE atoll_cache_hits_total counter\natoll_cache_hits_total " + std::to_string(impl_->cache_hits.load()) + "\n";
+  out += "# TYPE atoll_cache_misses_total counter\natoll_cache_misses_total " + std::to_string(impl_->cache_misses.load()) + "\n";
+  out += "# TYPE atoll_database_errors_total counter\natoll_database_errors_total " + std::to_string(impl_->db_errors.load()) + "\n";
+  out += "# TYPE atoll_unknown_host_total counter\natoll_unknown_host_total " + std::to_string(impl_->unknown_host.load()) + "\n";
+  if (server) {
+    out += "# HELP atoll_connections Open connections, by loop.\n# TYPE atoll_connections gauge\n";
+    for (std::size_t i = 0; i < server->connections.size(); ++i)
+      out += "atoll_connections{loop=\"" + std::to_string(i) + "\"} " + std::to_string(server->connections[i]) + "\n";
+    out += "# TYPE atoll_connections_accepted_total counter\natoll_connections_accepted_total " + std::to_string(server->accepted) + "\n";
+    out += "# HELP atoll_loop_stalls_total Times a handler held a loop past the watchdog threshold.\n"
+           "# TYPE atoll_loop_stalls_total counter\natoll_loop_stalls_total " + std::to_string(server->loop_stalls) + "\n";
+  }
+  return out;
+}
+
+}  // namespace atl::host

@@ -1,0 +1,133 @@
+#include <atoll/host/store.hpp>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace atl::host {
+
+namespace {
+void make_dir(const std::string& d) {
+  if (::mkdir(d.c_str(), 0755) != 0 && errno != EEXIST)
+    throw std::runtime_error("content store: cannot create '" + d + "': " + std::strerror(errno));
+}
+}  // namespace
+
+std::string sha256_hex(std::string_view bytes) {
+  unsigned char md[32];
+  unsigned len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out(64, '0');
+  for (int i = 0; i < 32; ++i) {
+    out[2 * i] = hex[md[i] >> 4];
+    out[2 * i + 1] = hex[md[i] & 15];
+  }
+  return out;
+}
+
+bool is_sha256_hex(std::string_view s) noexcept {
+  if (s.size() != 64) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+ContentStore::ContentStore(std::string dir) : dir_(std::move(dir)) {
+  make_dir(dir_);
+  make_dir(dir_ + "/blobs");
+  make_dir(dir_ + "/tmp");
+}
+
+std::string ContentStore::path(std::string_view hash) const {
+  return dir_ + "/blobs/" + std::string(hash.substr(0, 2)) + "/" + std::string(hash.substr(2));
+}
+
+bool ContentStore::has(std::string_view hash) const {
+  if (!is_sha256_hex(hash)) return false;
+  struct stat st;
+  return ::stat(path(hash).c_str(), &st) == 0;
+}
+
+std::optional<std::uint64_t> ContentStore::size(std::string_view hash) const {
+  struct stat st;
+  if (!is_sha256_hex(hash) || ::stat(path(hash).c_str(), &st) != 0) return std::nullopt;
+  return std::uint64_t(st.st_size);
+}
+
+void ContentStore::write_blob(std::string_view hash, std::string_view bytes) {
+  std::string final_path = path(hash);
+  struct stat st;
+  if (::stat(final_path.c_str(), &st) == 0) return;  // already stored
+  make_dir(dir_ + "/blobs/" + std::string(hash.substr(0, 2)));
+  std::string tmp = dir_ + "/tmp/" + std::string(hash) + "." + std::to_string(::getpid()) + "." +
+                    std::to_string(reinterpret_cast<std::uintptr_t>(&bytes));
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("content store: cannot write '" + tmp + "': " + std::strerror(errno));
+  std::size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw std::runtime_error(std::string("content store: write failed: ") + std::strerror(e));
+    }
+    off += std::size_t(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw std::runtime_error(std::string("content store: fsync failed: ") + std::strerror(e));
+  }
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw std::runtime_error(std::string("content store: rename failed: ") + std::strerror(e));
+  }
+}
+
+std::string ContentStore::put(std::string_view bytes) {
+  std::string hash = sha256_hex(bytes);
+  write_blob(hash, bytes);
+  return hash;
+}
+
+bool ContentStore::put_verified(std::string_view expected, std::string_view bytes) {
+  if (!is_sha256_hex(expected) || sha256_hex(bytes) != expected) return false;
+  write_blob(expected, bytes);
+  return true;
+}
+
+std::vector<std::string> ContentStore::list() const {
+  std::vector<std::string> out;
+  std::string blobs = dir_ + "/blobs";
+  DIR* top = ::opendir(blobs.c_str());
+  if (!top) return out;
+  while (dirent* d = ::readdir(top)) {
+    if (std::strlen(d->d_name) != 2) continue;
+    std::string sub = blobs + "/" + d->d_name;
+    DIR* inner = ::opendir(sub.c_str());
+    if (!inner) continue;
+    while (dirent* f = ::readdir(inner)) {
+      std::string h = std::string(d->d_name) + f->d_name;
+      if (is_sha256_hex(h)) out.push_back(h);
+    }
+    ::closedir(inner);
+  }
+  ::closedir(top);
+  return out;
+}
+
+bool ContentStore::remove(std::string_view hash) {
+  return is_sha256_hex(hash) && ::unlink(path(hash).c_str()) == 0;
+}
+
+}  // namespace atl::host
