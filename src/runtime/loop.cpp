@@ -273,6 +273,9 @@ void Loop::run_ready() {
 void Loop::run() {
   Loop* previous = this_thread_loop;
   this_thread_loop = this;
+  // The cached clock last moved when the previous run() last woke, which
+  // may be long ago: deadlines taken from now_ms() would be in the past.
+  now_ms_ = monotonic_ms();
   epoll_event events[max_events];
   while (!stop_requested_.load(std::memory_order_acquire)) {
     run_ready();
