@@ -228,9 +228,9 @@ TEST(Server, AtTheConnectionCapClientsWaitInTheBacklogAndAreServedLater) {
 TEST(Server, TheIoTimeoutClosesAnIdleReader) {
   auto server = start_server({.io_timeout_ms = 200}, echo_handler);
   UniqueFd fd(connect_tcp(server->port()));
+  Stopwatch sw;  // before sending: the server's last wait starts after it echoed
   ASSERT_TRUE(send_all(fd.get(), "awake"));
   EXPECT_EQ(recv_n(fd.get(), 5), "awake");
-  Stopwatch sw;
   EXPECT_TRUE(wait_closed(fd.get(), 5000)) << "an idle connection outlived its I/O timeout";
   EXPECT_GE(sw.elapsed_ms(), 150.0);  // the loop's clock is coarse, a few ms either way
   EXPECT_TRUE(wait_until([&] { return server->info().total() == 0; }));

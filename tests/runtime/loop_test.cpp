@@ -154,6 +154,17 @@ TEST(Loop, SleepWaitsAtLeastItsTime) {
   EXPECT_LT(took, 2000.0);  // and it does wake up
 }
 
+TEST(Loop, NowIsCurrentWhenRunStarts) {
+  // Deadlines count from the loop's cached clock (Socket timeouts): after
+  // the loop sat idle between runs, that clock must not start out stale.
+  Loop loop;
+  loop.run_until_complete([]() -> Task<> { co_return; }());
+  ::usleep(50'000);  // the loop is not running: nothing moves its clock
+  std::int64_t before = atl::runtime::monotonic_ms();
+  std::int64_t seen = loop.run_until_complete([&]() -> Task<std::int64_t> { co_return loop.now_ms(); }());
+  EXPECT_GE(seen, before);
+}
+
 TEST(Loop, ZeroSleepDoesNotSuspend) {
   Loop loop;
   auto t = []() -> Task<int> {
