@@ -174,18 +174,22 @@ Task<Http1Conn::Head> Http1Conn::read_head() {
       std::string_view data(in_.data() + in_start_, in_end_ - in_start_);
       std::size_t from = scanned > in_start_ + 3 ? scanned - in_start_ - 3 : 0;
       std::size_t end = data.find("\r\n\r\n", from);
-      if (end != std::string_view::npos) {
-        sock_.set_deadline(0);
-        co_return parse_head(end + 4) ? Head::ok : Head::error;
-      }
-      std::size_t eol = data.find("\r\n");
-      if ((eol == std::string_view::npos ? data.size() : eol) > opt_.max_request_line) {
+      // The limits hold for a head that arrived whole as much as for one
+      // still arriving (a whole 10 KiB request line in one read is still 414).
+      std::size_t head_len = end == std::string_view::npos ? data.size() : end + 4;
+      std::size_t eol = data.substr(0, head_len).find("\r\n");
+      if ((eol == std::string_view::npos ? head_len : eol) > opt_.max_request_line) {
         head_error_ = {414, "request line longer than " + std::to_string(opt_.max_request_line) + " bytes"};
         co_return Head::error;
       }
-      if (data.size() >= std::min(opt_.max_header_block, cap)) {
-        head_error_ = {431, "request head larger than " + std::to_string(std::min(opt_.max_header_block, cap)) + " bytes"};
+      std::size_t block = std::min(opt_.max_header_block, cap);
+      if (end == std::string_view::npos ? data.size() >= block : head_len > block) {
+        head_error_ = {431, "request head larger than " + std::to_string(block) + " bytes"};
         co_return Head::error;
+      }
+      if (end != std::string_view::npos) {
+        sock_.set_deadline(0);
+        co_return parse_head(head_len) ? Head::ok : Head::error;
       }
       scanned = in_end_;
     } else {
@@ -221,8 +225,10 @@ bool Http1Conn::parse_head(std::size_t head_len) {
   body_floor_ = std::int64_t(in_start_);
   if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
     paused_ = true;
-  } else if (err == HPE_USER) {
-    return false;  // head_error_ set by the callback
+  } else if (head_error_.status) {
+    // A callback refused the head (431) and set the reason. llhttp reports
+    // that as the callback's own error code (HPE_CB_*), never HPE_USER.
+    return false;
   } else if (err != HPE_OK) {
     head_error_ = {400, std::string("malformed request: ") + llhttp_get_error_reason(&parser_)};
     return false;
