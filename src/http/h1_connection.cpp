@@ -53,20 +53,42 @@ int Http1Conn::on_url(llhttp_t* p, const char* at, std::size_t len) {
   return 0;
 }
 
+// Trailer fields (after a chunked body) come through the same callbacks. They
+// are dropped: RFC 9110 §6.5.1 forbids merging them into the header section,
+// where a handler would take a trailer for a header the client never sent.
+
 int Http1Conn::on_header_field(llhttp_t* p, const char* at, std::size_t len) {
   auto& c = self(p);
+  if (c.in_trailers_) return 0;
   c.cur_name_ = {at, len};
   c.cur_value_ = {};
   return 0;
 }
 
 int Http1Conn::on_header_value(llhttp_t* p, const char* at, std::size_t len) {
-  self(p).cur_value_ = {at, len};
+  auto& c = self(p);
+  if (c.in_trailers_) return 0;
+  // A value continued on a line that starts with a space or tab (obs-fold)
+  // reaches us as a second span, and llhttp has already acted on the whole
+  // (a folded "Transfer-Encoding:\r\n chunked" counts as chunked). RFC 9112
+  // §5.2 allows rejecting it; that is the only safe choice. The whole head is
+  // in one buffer and every value is preceded by its "name:", so the scan
+  // back stays inside the head. (An empty value arrives as an empty span
+  // placed after its line's end: nothing to check there.)
+  const char* q = at;
+  while (len && (q[-1] == ' ' || q[-1] == '\t')) --q;
+  if (len && q[-1] == '\n') {
+    c.head_error_ = {400, "header '" + std::string(c.cur_name_.substr(0, 64)) +
+                              "' is folded over several lines (obsolete, RFC 9112 §5.2)"};
+    return HPE_USER;
+  }
+  c.cur_value_ = {at, len};
   return 0;
 }
 
 int Http1Conn::on_header_value_complete(llhttp_t* p) {
   auto& c = self(p);
+  if (c.in_trailers_) return 0;
   std::string_view v = c.cur_value_;
   while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
   if (c.headers_.size() >= c.opt_.max_headers) {
@@ -93,6 +115,7 @@ int Http1Conn::on_headers_complete(llhttp_t* p) {
   c.has_body_ = c.chunked_ || (c.content_length_ && *c.content_length_ > 0);
   c.body_done_ = !c.has_body_;
   c.upgrade_request_ = p->upgrade != 0;
+  c.in_trailers_ = true;  // any field from now on is a trailer
   return 0;
 }
 
@@ -151,7 +174,7 @@ Task<bool> Http1Conn::fill(std::int64_t floor) {
 Task<Http1Conn::Head> Http1Conn::read_head() {
   reset_request();
   head_error_ = {};
-  expect_continue_ = continue_sent_ = streaming_ = upgrade_request_ = chunked_ = false;
+  expect_continue_ = continue_sent_ = streaming_ = upgrade_request_ = chunked_ = in_trailers_ = false;
   keep_alive_ = true;
   body_received_ = 0;
   body_started_ms_ = 0;

@@ -80,6 +80,7 @@ class Http1Conn final : public Conn {
   bool upgraded_ = false;
   bool body_done_ = true;
   bool chunked_ = false;
+  bool in_trailers_ = false;  // the head is parsed: fields now are trailers
   bool expect_continue_ = false;
   bool continue_sent_ = false;
   bool streaming_ = false;
