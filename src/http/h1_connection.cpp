@@ -21,6 +21,11 @@ constexpr std::size_t head_overhead = 160;
 // bytes leave with the head in one write, pipelined answers too; larger ones
 // go by sendfile.
 constexpr std::size_t inline_file_limit = 16 * 1024;
+// Lingering close: how long a closing connection keeps reading (and
+// discarding) what the client still sends. Long enough for an upload refused
+// with 413 to see its answer; short enough that a closing client holds its
+// slot only briefly.
+constexpr std::int64_t linger_ms = 2'000;
 
 Http1Conn& self(llhttp_t* p) { return *static_cast<Http1Conn*>(p->data); }
 
@@ -334,11 +339,13 @@ bool Http1Conn::will_close() const noexcept {
 }
 
 Task<> Http1Conn::run(const App& app) {
+  bool refused_head = false;
   for (;;) {
     Head h = co_await read_head();
     if (h == Head::closed) break;
     if (h == Head::error) {
       co_await send_error_and_close(head_error_.status, head_error_.reason);
+      refused_head = true;
       break;
     }
     ++requests_;
@@ -384,7 +391,29 @@ Task<> Http1Conn::run(const App& app) {
     co_await finish_request();
     if (upgraded_ || will_close()) break;
   }
+  // Bytes may still be on their way: a refused head, an unread body, requests
+  // pipelined after the last one answered.
+  bool unread = refused_head || (has_body_ && !body_done_) || in_start_ < in_end_;
   co_await flush();
+  if (unread && !broken_ && !upgraded_) co_await linger();
+}
+
+// Closing a socket that has unread input makes the kernel send a RST, and a
+// RST can destroy the response still on its way to the client (a 413 for an
+// upload becomes "connection reset"). RFC 9112 §9.6: close in stages: stop
+// writing, keep reading and discarding for a while, then close.
+Task<> Http1Conn::linger() {
+  if (sock_.draining()) co_return;  // a drain wants connections gone now
+  sock_.shutdown_write();
+  ensure_in();
+  sock_.set_deadline(sock_.loop_now() + linger_ms);
+  for (;;) {
+    auto r = co_await sock_.read({in_.data(), cap});
+    if (!r || r.eof()) break;
+  }
+  sock_.set_deadline(0);
+  in_start_ = in_end_ = 0;
+  in_.release();
 }
 
 Task<> Http1Conn::finish_request() {

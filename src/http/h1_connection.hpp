@@ -53,6 +53,7 @@ class Http1Conn final : public Conn {
   Task<bool> flush();
   Task<> send_error_and_close(int status, std::string_view reason);
   Task<> finish_request();
+  Task<> linger();
   bool will_close() const noexcept;
 
   /// Writes the status line and headers into out_ (flushing first if needed).
