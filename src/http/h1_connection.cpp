@@ -481,6 +481,10 @@ Task<> Http1Conn::write_head(int status, std::int64_t content_length, bool chunk
   if (started_) throw std::logic_error("the response has already been started");
   if (sock_.draining()) close_ = true;
   if (chunked && http_minor_ == 0) close_ = true;  // HTTP/1.0: the close delimits the body
+  // A final answer before the client was invited to send its body: it may or
+  // may not send it, so where the next request starts is unknown and the
+  // connection will close (finish_request). RFC 9110 §10.1.1: say so here.
+  if (status >= 200 && has_body_ && !body_done_ && expect_continue_ && !continue_sent_) close_ = true;
   std::size_t need = head_overhead + response_headers_.wire().size();
   if (need > cap) throw std::length_error("response headers larger than " + std::to_string(cap - head_overhead) + " bytes");
   if (need > out_space() && out_len_) co_await flush();
