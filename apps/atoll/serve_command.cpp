@@ -1,5 +1,8 @@
 #include "serve_command.hpp"
 
+#include <atoll/host/admin.hpp>
+#include <atoll/host/host.hpp>
+#include <atoll/host/publish.hpp>
 #include <atoll/http/server.hpp>
 #include <atoll/net/address.hpp>
 #include <atoll/runtime/log.hpp>
@@ -8,20 +11,38 @@
 #include <atoll/web/request_id.hpp>
 #include <atoll/web/static_files.hpp>
 
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <set>
 #include <cstdio>
 
 namespace atl::app {
 
 void add_serve_options(CLI::App& cmd, ServeSettings& s) {
-  cmd.add_option("--root", s.root, "Serve this directory (quick mode: no database)")->check(CLI::ExistingDirectory);
+  cmd.add_option("--config", s.config, "TOML file with these settings (flags win)")->check(CLI::ExistingFile);
+  cmd.add_option("--root", s.root, "Serve this one directory (quick mode: no database, no admin API)")
+      ->check(CLI::ExistingDirectory);
   cmd.add_option("--listen", s.listen, "Address to listen on, ADDR:PORT or unix:PATH (repeatable)")
       ->capture_default_str();
+  cmd.add_option("--admin-listen", s.admin_listen, "Admin API address ('off' for none)")->capture_default_str();
+  cmd.add_option("--data", s.data, "Data directory: database, content store, admin token")->capture_default_str();
+  cmd.add_option("--base-domain", s.base_domain, "Sites answer at NAME.<base domain>")->capture_default_str();
+  cmd.add_option("--demo-sites", s.demo_sites, "Directory of sites published on first run (default: examples/sites)");
   cmd.add_option("--loops", s.loops, "Event loops (threads); 0 = one per core")->capture_default_str();
   cmd.add_option("--max-connections", s.max_connections, "Connection cap; 0 = from the descriptor limit");
   cmd.add_option("--tls-cert", s.tls_cert, "PEM certificate chain: serve HTTPS")->check(CLI::ExistingFile);
   cmd.add_option("--tls-key", s.tls_key, "PEM private key for --tls-cert")->check(CLI::ExistingFile);
-  cmd.add_option("--cache-control", s.cache_control, "Cache-Control header for every file (default: none)");
-  cmd.add_flag("!--no-precompressed", s.precompressed, "Ignore .br/.zst/.gz siblings");
+  cmd.add_option("--cache-control", s.cache_control, "Quick mode: Cache-Control for every file (default: none)");
+  cmd.add_flag("!--no-precompressed", s.precompressed, "Quick mode: ignore .br/.zst/.gz siblings");
   cmd.add_option("--access-log", s.access_log, "Access log file, '-' for stdout, 'off' for none")
       ->capture_default_str();
   cmd.add_option("--access-log-format", s.access_log_format, "json or combined")
@@ -29,59 +50,218 @@ void add_serve_options(CLI::App& cmd, ServeSettings& s) {
       ->capture_default_str();
 }
 
-int run_serve(const ServeSettings& s) {
-  if (s.root.empty()) {
-    std::fprintf(stderr,
-                 "atoll serve: --root DIR is required for now (the multi-tenant host, with its "
-                 "database and admin API, is not built yet)\n");
-    return 2;
+void apply_config_file(CLI::App& cmd, ServeSettings& s) {
+  if (s.config.empty()) return;
+  toml::table t;
+  try {
+    t = toml::parse_file(s.config);
+  } catch (const toml::parse_error& e) {
+    throw std::invalid_argument(s.config + ":" + std::to_string(e.source().begin.line) + ":" +
+                                std::to_string(e.source().begin.column) + ": " + std::string(e.description()));
   }
-  if (s.tls_cert.empty() != s.tls_key.empty()) {
-    std::fprintf(stderr, "atoll serve: --tls-cert and --tls-key go together\n");
-    return 2;
+  auto where = [&](const toml::node& n) {
+    return s.config + ":" + std::to_string(n.source().begin.line) + ":" + std::to_string(n.source().begin.column) + ": ";
+  };
+  auto given = [&](const char* flag) { return cmd.count(flag) > 0; };
+  auto str = [&](const char* key, const char* flag, std::string& out) {
+    auto* n = t.get(key);
+    if (!n) return;
+    if (!n->is_string()) throw std::invalid_argument(where(*n) + "'" + key + "' must be a string");
+    if (!given(flag)) out = std::string(*n->as_string());
+  };
+  auto num = [&](const char* key, const char* flag, auto& out) {
+    auto* n = t.get(key);
+    if (!n) return;
+    auto v = n->value<std::int64_t>();
+    if (!v || *v < 0) throw std::invalid_argument(where(*n) + "'" + key + "' must be a non-negative integer");
+    if (!given(flag)) out = static_cast<std::remove_reference_t<decltype(out)>>(*v);
+  };
+  static const std::set<std::string> known = {"listen", "admin_listen", "data", "base_domain", "demo_sites", "loops",
+                                              "max_connections", "tls_cert", "tls_key", "access_log",
+                                              "access_log_format", "root", "cache_control"};
+  for (auto& [k, v] : t)
+    if (!known.count(std::string(k.str())))
+      throw std::invalid_argument(where(v) + "unknown setting '" + std::string(k.str()) + "'");
+  if (auto* n = t.get("listen")) {
+    std::vector<std::string> list;
+    if (n->is_string()) list.push_back(std::string(*n->as_string()));
+    else if (auto* arr = n->as_array()) {
+      for (auto& item : *arr) {
+        if (!item.is_string()) throw std::invalid_argument(where(item) + "'listen' entries must be strings");
+        list.push_back(std::string(*item.as_string()));
+      }
+    } else {
+      throw std::invalid_argument(where(*n) + "'listen' must be a string or an array of strings");
+    }
+    if (!given("--listen")) s.listen = list;
   }
-  net::ServerOptions options;
+  str("admin_listen", "--admin-listen", s.admin_listen);
+  str("data", "--data", s.data);
+  str("base_domain", "--base-domain", s.base_domain);
+  str("demo_sites", "--demo-sites", s.demo_sites);
+  str("tls_cert", "--tls-cert", s.tls_cert);
+  str("tls_key", "--tls-key", s.tls_key);
+  str("access_log", "--access-log", s.access_log);
+  str("access_log_format", "--access-log-format", s.access_log_format);
+  str("root", "--root", s.root);
+  str("cache_control", "--cache-control", s.cache_control);
+  num("loops", "--loops", s.loops);
+  num("max_connections", "--max-connections", s.max_connections);
+}
+
+namespace {
+
+// Fills bind/port/unix_path from --listen values; "" on success, else the error.
+std::string listen_options(const std::vector<std::string>& listen, net::ServerOptions& options) {
   options.bind.clear();
-  options.loops = s.loops;
-  options.max_connections = s.max_connections;
   std::uint16_t port = 0;
-  for (const auto& text : s.listen) {
+  for (const auto& text : listen) {
     try {
       auto ep = net::Endpoint::parse(text);
       if (ep.is_unix()) {
         options.unix_path = ep.host();
         continue;
       }
-      if (port && ep.port() != port) {
-        std::fprintf(stderr, "atoll serve: --listen %s: every TCP address must use the same port (%u)\n",
-                     text.c_str(), port);
-        return 2;
-      }
+      if (port && ep.port() != port) return "--listen " + text + ": every TCP address must use the same port (" + std::to_string(port) + ")";
       port = ep.port();
       options.bind.push_back(ep.host());
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "atoll serve: --listen %s\n", e.what());
-      return 2;
+      return std::string("--listen ") + e.what();
     }
   }
   options.port = port;
-  if (!s.tls_cert.empty()) {
-    options.tls = net::TlsOptions{.cert_file = s.tls_cert, .key_file = s.tls_key, .alpn = {"http/1.1"}};
+  return "";
+}
+
+std::vector<web::Middleware> logging(const ServeSettings& s) {
+  std::vector<web::Middleware> middleware{web::request_id()};
+  if (s.access_log != "off") {
+    web::AccessLogOptions log{.path = s.access_log};
+    if (s.access_log_format == "combined") log.format = web::AccessLogOptions::Format::combined;
+    middleware.push_back(web::access_log(log));
   }
-  web::StaticOptions files{.root = s.root, .precompressed = s.precompressed, .cache_control = s.cache_control};
-  try {
-    std::vector<web::Middleware> middleware{web::request_id()};
-    if (s.access_log != "off") {
-      web::AccessLogOptions log{.path = s.access_log};
-      if (s.access_log_format == "combined") log.format = web::AccessLogOptions::Format::combined;
-      middleware.push_back(web::access_log(log));
+  return middleware;
+}
+
+std::string find_demo_sites(const ServeSettings& s) {
+  if (!s.demo_sites.empty()) return s.demo_sites;
+  struct stat st;
+  if (::stat("examples/sites", &st) == 0 && S_ISDIR(st.st_mode)) return "examples/sites";
+  char exe[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    exe[n] = '\0';
+    std::string dir(exe);
+    // build/<preset>/apps/atoll/atoll → the source tree's examples/sites
+    for (int up = 0; up < 5; ++up) {
+      dir = dir.substr(0, dir.rfind('/'));
+      std::string candidate = dir + "/examples/sites";
+      if (::stat(candidate.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return candidate;
     }
-    http::serve(options, web::pipeline(std::move(middleware), web::static_files(files)));
+  }
+  return "";
+}
+
+int run_quick(const ServeSettings& s, net::ServerOptions options) {
+  web::StaticOptions files{.root = s.root, .precompressed = s.precompressed, .cache_control = s.cache_control};
+  http::serve(options, web::pipeline(logging(s), web::static_files(files)));
+  return 0;
+}
+
+int run_host(const ServeSettings& s, net::ServerOptions options) {
+  if (::mkdir(s.data.c_str(), 0750) != 0 && errno != EEXIST) {
+    std::fprintf(stderr, "atoll serve: cannot create data directory '%s': %s\n", s.data.c_str(), std::strerror(errno));
+    return 1;
+  }
+  std::shared_ptr<host::Database> db = host::open_sqlite(s.data + "/atoll.db");
+  auto store = std::make_shared<host::ContentStore>(s.data);
+  bool created = false;
+  std::string token = host::load_or_create_token(s.data, created);
+  if (created)
+    std::printf("admin token (shown once; also in %s/admin.token, mode 0600): %s\n", s.data.c_str(), token.c_str());
+
+  if (db->sites().empty()) {
+    std::string demo = find_demo_sites(s);
+    if (!demo.empty()) {
+      host::Publisher pub(*store, *db);
+      if (DIR* d = ::opendir(demo.c_str())) {
+        std::vector<std::string> names;
+        while (dirent* e = ::readdir(d))
+          if (e->d_name[0] != '.') names.emplace_back(e->d_name);
+        ::closedir(d);
+        std::sort(names.begin(), names.end());
+        for (const auto& name : names) {
+          std::string dir = demo + "/" + name;
+          struct stat st;
+          if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || !host::site_name_error(name).empty()) continue;
+          auto r = pub.publish_dir(name, dir);
+          std::printf("published demo site %s (%zu files, deploy %lld)\n", name.c_str(), r.files,
+                      static_cast<long long>(r.deploy));
+        }
+      }
+    }
+  }
+
+  host::Host site_host(db, store, {.base_domain = s.base_domain});
+  site_host.start();
+
+  runtime::block_termination_signals();
+  net::Server server(options, http::make_handler(web::pipeline(logging(s), site_host.app())));
+  server.start();
+  std::atomic<bool> draining{false};  // the admin /health says 503 while set
+  std::unique_ptr<net::Server> admin;
+  if (s.admin_listen != "off") {
+    net::ServerOptions admin_options;
+    admin_options.loops = 1;  // the admin API is not the hot path
+    if (auto e = listen_options({s.admin_listen}, admin_options); !e.empty()) {
+      std::fprintf(stderr, "atoll serve: admin %s\n", e.c_str());
+      server.stop();
+      return 2;
+    }
+    host::AdminOptions ao{.token = token};
+    ao.server_info = [&server] { return server.info(); };
+    ao.draining = [&draining] { return draining.load(); };
+    admin = std::make_unique<net::Server>(admin_options, http::make_handler(host::admin_api(site_host, ao)));
+    admin->start();
+    for (const auto& ep : admin->endpoints()) std::printf("admin API on http://%s\n", ep.to_string().c_str());
+  }
+  for (const auto& ep : server.endpoints()) {
+    std::string port = std::to_string(ep.port());
+    std::printf("serving sites on http://%s (each site at http://NAME.%s:%s/)\n", ep.to_string().c_str(),
+                s.base_domain.c_str(), port.c_str());
+  }
+  std::fflush(stdout);
+  int sig = runtime::wait_for_signal();
+  log::info("signal {}: draining", sig);
+  draining = true;
+  server.stop();
+  if (admin) admin->stop();
+  site_host.stop();
+  return 0;
+}
+
+}  // namespace
+
+int run_serve(const ServeSettings& s) {
+  if (s.tls_cert.empty() != s.tls_key.empty()) {
+    std::fprintf(stderr, "atoll serve: --tls-cert and --tls-key go together\n");
+    return 2;
+  }
+  net::ServerOptions options;
+  options.loops = s.loops;
+  options.max_connections = s.max_connections;
+  if (auto e = listen_options(s.listen, options); !e.empty()) {
+    std::fprintf(stderr, "atoll serve: %s\n", e.c_str());
+    return 2;
+  }
+  if (!s.tls_cert.empty())
+    options.tls = net::TlsOptions{.cert_file = s.tls_cert, .key_file = s.tls_key, .alpn = {"http/1.1"}};
+  try {
+    return s.root.empty() ? run_host(s, options) : run_quick(s, options);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "atoll serve: %s\n", e.what());
     return 1;
   }
-  return 0;
 }
 
 }  // namespace atl::app

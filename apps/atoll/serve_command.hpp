@@ -1,5 +1,5 @@
 #pragma once
-// `atoll serve`: its settings and how they are run.
+// `atoll serve`: its settings, its config file, and how they are run.
 #include <CLI/CLI.hpp>
 
 #include <string>
@@ -8,8 +8,13 @@
 namespace atl::app {
 
 struct ServeSettings {
-  std::string root;
+  std::string config;                                // TOML file with the same keys
+  std::string root;                                  // quick mode: one directory, no database
   std::vector<std::string> listen = {"127.0.0.1:8080"};
+  std::string admin_listen = "127.0.0.1:8081";
+  std::string data = "atoll-data";
+  std::string base_domain = "localhost";
+  std::string demo_sites;                            // published on first run; "" = find examples/sites
   unsigned loops = 0;
   std::size_t max_connections = 0;
   std::string tls_cert;
@@ -21,6 +26,9 @@ struct ServeSettings {
 };
 
 void add_serve_options(CLI::App& cmd, ServeSettings& s);
+/// Applies the --config file to every setting not given as a flag (flags
+/// win). Throws std::invalid_argument "FILE:LINE:COL: message".
+void apply_config_file(CLI::App& cmd, ServeSettings& s);
 /// Runs until SIGINT/SIGTERM; returns the process exit code.
 int run_serve(const ServeSettings& s);
 

@@ -399,8 +399,11 @@ struct Host::Impl {
     std::exception_ptr failure;
     std::int64_t deploy = site.deploy;
     std::string owned(path);
+    // Captures by reference only, and a named awaiter: GCC 12 mishandles
+    // closures with non-trivial captures inside awaiters (docs/coding-notes.md).
+    auto job = runtime::offload([this, deploy, &owned] { return resolve_blocking(deploy, owned); });
     try {
-      r = co_await runtime::offload([this, deploy, owned] { return resolve_blocking(deploy, owned); });
+      r = co_await job;
     } catch (...) {
       failure = std::current_exception();
     }

@@ -1,0 +1,228 @@
+#include "host_commands.hpp"
+
+#include "http_client.hpp"
+
+#include <atoll/host/database.hpp>
+#include <atoll/host/publish.hpp>
+#include <atoll/host/store.hpp>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace atl::app {
+
+using nlohmann::json;
+
+namespace {
+
+std::string token_of(const HostTarget& t) {
+  if (!t.token.empty()) return t.token;
+  const char* env = std::getenv("ATOLL_TOKEN");
+  return env ? env : "";
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void list_files(const std::string& root, const std::string& rel, std::vector<std::string>& out) {
+  std::string dir = rel.empty() ? root : root + "/" + rel;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) throw std::runtime_error("cannot list '" + dir + "'");
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.') names.emplace_back(e->d_name);
+  ::closedir(d);
+  for (const auto& n : names) {
+    std::string r = rel.empty() ? n : rel + "/" + n;
+    struct stat st;
+    if (::lstat((root + "/" + r).c_str(), &st) != 0) continue;
+    if (S_ISLNK(st.st_mode)) throw std::invalid_argument("'" + root + "/" + r + "' is a symlink: publish the file itself");
+    if (S_ISDIR(st.st_mode)) list_files(root, r, out);
+    else if (S_ISREG(st.st_mode)) out.push_back(r);
+  }
+}
+
+// Checks an admin API answer; throws with the server's error message.
+json expect(const HttpResponse& r, std::initializer_list<int> ok, const std::string& what) {
+  bool good = false;
+  for (int s : ok) good = good || r.status == s;
+  auto j = json::parse(r.body, nullptr, false);
+  if (!good) {
+    std::string msg = !j.is_discarded() && j.is_object() && j.contains("error") ? j["error"].get<std::string>() : r.body;
+    if (r.status == 401) msg += " (pass --token or set ATOLL_TOKEN; the token is in the server's DATA/admin.token)";
+    throw std::runtime_error(what + ": HTTP " + std::to_string(r.status) + ": " + msg);
+  }
+  return j.is_discarded() ? json::object() : j;
+}
+
+int fail(const std::exception& e) {
+  std::fprintf(stderr, "atoll: %s\n", e.what());
+  return 1;
+}
+
+struct Local {
+  std::shared_ptr<host::Database> db;
+  std::unique_ptr<host::ContentStore> store;
+  explicit Local(const std::string& data) {
+    struct stat st;
+    if (::stat(data.c_str(), &st) != 0 && ::mkdir(data.c_str(), 0750) != 0)
+      throw std::runtime_error("cannot create data directory '" + data + "'");
+    db = host::open_sqlite(data + "/atoll.db");
+    store = std::make_unique<host::ContentStore>(data);
+  }
+};
+
+std::string when(std::int64_t t) {
+  std::time_t tt = t;
+  std::tm tm;
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+void add_target_options(CLI::App& cmd, HostTarget& t) {
+  cmd.add_option("--data", t.data, "Local data directory (when no --server)")->capture_default_str();
+  cmd.add_option("--server", t.server, "Admin API of a running server, e.g. http://127.0.0.1:8081");
+  cmd.add_option("--token", t.token, "Admin token (default: $ATOLL_TOKEN)");
+}
+
+int run_publish(const PublishSettings& s) {
+  try {
+    if (auto e = host::site_name_error(s.site); !e.empty()) throw std::invalid_argument(e);
+    if (s.target.server.empty()) {
+      Local local(s.target.data);
+      host::Publisher pub(*local.store, *local.db);
+      auto r = pub.publish_dir(s.site, s.dir);
+      pub.collect_garbage(10);
+      std::printf("deploy %lld of %s is live: %zu files, %zu new blobs, %llu bytes\n", static_cast<long long>(r.deploy),
+                  s.site.c_str(), r.files, r.new_blobs, static_cast<unsigned long long>(r.bytes));
+      return 0;
+    }
+    // Remote: a manifest of hashes; upload only the blobs the server lacks.
+    std::vector<std::string> paths;
+    list_files(s.dir, "", paths);
+    json files = json::object();
+    std::map<std::string, std::string> by_hash;
+    std::string config;
+    for (const auto& p : paths) {
+      host::validate_publish_path(p);
+      std::string bytes = read_all(s.dir + "/" + p);
+      if (p == host::site_config_file) {
+        config = bytes;
+        continue;
+      }
+      std::string h = host::sha256_hex(bytes);
+      files[p] = h;
+      by_hash[h] = s.dir + "/" + p;
+    }
+    std::string token = token_of(s.target);
+    json hashes = json::array();
+    for (const auto& [h, _] : by_hash) hashes.push_back(h);
+    auto missing = expect(http_request("POST", s.target.server + "/api/blobs/missing", token, "application/json",
+                                       json{{"hashes", hashes}}.dump()),
+                          {200}, "asking which files the server lacks")["missing"];
+    for (const auto& h : missing)
+      expect(http_request("PUT", s.target.server + "/api/blobs/" + h.get<std::string>(), token,
+                          "application/octet-stream", read_all(by_hash[h.get<std::string>()])),
+             {201}, "uploading " + by_hash[h.get<std::string>()]);
+    json body = {{"files", files}};
+    if (!config.empty()) body["config"] = config;
+    auto r = expect(http_request("POST", s.target.server + "/api/sites/" + s.site + "/deploys", token,
+                                 "application/json", body.dump()),
+                    {201}, "creating the deploy");
+    std::printf("deploy %lld of %s is live: %zu files, %zu uploaded\n", static_cast<long long>(r["deploy"].get<std::int64_t>()),
+                s.site.c_str(), paths.size(), missing.size());
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(e);
+  }
+}
+
+int run_rollback(const RollbackSettings& s) {
+  try {
+    std::int64_t live;
+    if (s.target.server.empty()) {
+      Local local(s.target.data);
+      live = local.db->rollback(s.site, s.to ? std::optional<std::int64_t>(*s.to) : std::nullopt);
+    } else {
+      json body = json::object();
+      if (s.to) body["to"] = *s.to;
+      live = expect(http_request("POST", s.target.server + "/api/sites/" + s.site + "/rollback", token_of(s.target),
+                                 "application/json", body.dump()),
+                    {200}, "rolling back")["live"];
+    }
+    std::printf("%s: deploy %lld is live\n", s.site.c_str(), static_cast<long long>(live));
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(e);
+  }
+}
+
+int run_sites(const ListSettings& s) {
+  try {
+    std::printf("%-24s %-8s %s\n", "SITE", "LIVE", "DOMAINS");
+    if (s.target.server.empty()) {
+      Local local(s.target.data);
+      for (const auto& site : local.db->sites()) {
+        std::string domains;
+        for (const auto& d : site.domains) domains += (domains.empty() ? "" : ",") + d;
+        std::printf("%-24s %-8s %s\n", site.name.c_str(), site.live_deploy ? std::to_string(*site.live_deploy).c_str() : "-",
+                    domains.c_str());
+      }
+    } else {
+      auto j = expect(http_request("GET", s.target.server + "/api/sites", token_of(s.target)), {200}, "listing sites");
+      for (const auto& site : j["sites"]) {
+        std::string domains;
+        for (const auto& d : site["domains"]) domains += (domains.empty() ? "" : ",") + d.get<std::string>();
+        std::printf("%-24s %-8s %s\n", site["name"].get<std::string>().c_str(),
+                    site["live_deploy"].is_null() ? "-" : std::to_string(site["live_deploy"].get<std::int64_t>()).c_str(),
+                    domains.c_str());
+      }
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(e);
+  }
+}
+
+int run_deploys(const ListSettings& s) {
+  try {
+    std::printf("%-8s %-22s %8s %12s %s\n", "DEPLOY", "CREATED", "FILES", "BYTES", "");
+    if (s.target.server.empty()) {
+      Local local(s.target.data);
+      for (const auto& d : local.db->deploys(s.site))
+        std::printf("%-8lld %-22s %8lld %12llu %s\n", static_cast<long long>(d.id), when(d.created_at).c_str(),
+                    static_cast<long long>(d.files), static_cast<unsigned long long>(d.bytes), d.live ? "live" : "");
+    } else {
+      auto j = expect(http_request("GET", s.target.server + "/api/sites/" + s.site + "/deploys", token_of(s.target)),
+                      {200}, "listing deploys");
+      for (const auto& d : j["deploys"])
+        std::printf("%-8lld %-22s %8lld %12llu %s\n", static_cast<long long>(d["id"].get<std::int64_t>()),
+                    when(d["created_at"].get<std::int64_t>()).c_str(), static_cast<long long>(d["files"].get<std::int64_t>()),
+                    static_cast<unsigned long long>(d["bytes"].get<std::uint64_t>()), d["live"].get<bool>() ? "live" : "");
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(e);
+  }
+}
+
+}  // namespace atl::app

@@ -1,0 +1,51 @@
+#pragma once
+// The admin API: its own listener (loopback by default), a bearer token.
+//
+//   GET    /health                          open: {"status":"ok"} (503 draining)
+//   GET    /metrics                         Prometheus text
+//   GET    /api/sites                       list
+//   POST   /api/sites                       {"name": "...", "domains": [...]}  → 201
+//   DELETE /api/sites/:site                 → 204
+//   GET    /api/sites/:site/deploys         list, newest first
+//   POST   /api/sites/:site/deploys         JSON manifest {"files": {path: sha256}, "config": "toml"}
+//                                           or a .tar.gz body (Content-Type: application/gzip) → 201
+//   POST   /api/blobs/missing               {"hashes": [...]} → {"missing": [...]}
+//   PUT    /api/blobs/:hash                 the blob's bytes; 400 if they do not hash to :hash
+//   POST   /api/sites/:site/rollback        {"to": id} (optional) → {"live": id}
+//   POST   /api/cache/purge                 → 204
+//
+// Errors are JSON {"error": "..."} with 400 (bad input, naming the rule),
+// 401 (no or wrong token), 404, 409 (exists), 413 (over the upload limit),
+// 415 (unknown body type) and 503 (database unavailable).
+#include <atoll/host/host.hpp>
+#include <atoll/http/conn.hpp>
+#include <atoll/net/server.hpp>
+
+#include <functional>
+#include <string>
+
+namespace atl::host {
+
+struct AdminOptions {
+  /// Compared in constant time with the request's bearer token.
+  std::string token;
+  /// Largest blob or archive accepted. Default 256 MiB: a site's biggest
+  /// asset, with room; larger uploads get 413 before they are read.
+  std::size_t max_upload = 256 * 1024 * 1024;
+  /// Deploys kept per site after each deploy; older ones and unreferenced
+  /// blobs are collected. Default 10: rollbacks reach back that far.
+  std::size_t keep_deploys = 10;
+  /// The public server, for connection counts and loop lag in /metrics.
+  std::function<net::ServerInfo()> server_info;
+  /// Says whether the process is draining (health answers 503 then).
+  std::function<bool()> draining;
+};
+
+/// The admin API as an App.
+http::App admin_api(Host& host, AdminOptions options);
+
+/// Reads DIR/admin.token, or creates it (mode 0600, 32 random bytes in hex)
+/// and sets `created`. Throws std::runtime_error naming the file.
+std::string load_or_create_token(const std::string& data_dir, bool& created);
+
+}  // namespace atl::host

@@ -1,0 +1,345 @@
+#include <atoll/host/admin.hpp>
+
+#include "host/archive.hpp"
+
+#include <atoll/host/publish.hpp>
+#include <atoll/runtime/log.hpp>
+#include <atoll/runtime/offload.hpp>
+#include <atoll/web/router.hpp>
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+namespace atl::host {
+
+using nlohmann::json;
+
+namespace {
+
+struct AdminState {
+  AdminState(Host& h, AdminOptions o) : host(h), options(std::move(o)) {}
+  Host& host;
+  AdminOptions options;
+  // One deploy at a time: deploys are rare, and serialising them keeps
+  // garbage collection from racing a deploy that is still storing blobs.
+  std::mutex deploy_mutex;
+};
+
+Task<> reply(http::Conn& c, int status, const json& body) {
+  c.set_header("Content-Type", "application/json");
+  c.set_header("Cache-Control", "no-store");
+  co_await c.send(status, body.dump() + "\n");
+}
+
+// (The JSON is built before co_await: GCC 12 rejects a braced initialiser
+// inside an await expression.)
+json error_body(const std::string& what) { return json{{"error", what}}; }
+json health_body(bool draining) { return json{{"status", draining ? "draining" : "ok"}}; }
+
+Task<> error(http::Conn& c, int status, const std::string& what) {
+  json body = error_body(what);
+  co_await reply(c, status, body);
+}
+
+int status_of(const DbError& e) {
+  switch (e.kind()) {
+    case DbError::Kind::not_found: return 404;
+    case DbError::Kind::conflict: return 409;
+    case DbError::Kind::invalid: return 400;
+    case DbError::Kind::unavailable: return 503;
+  }
+  return 500;
+}
+
+json site_json(const SiteInfo& s, const std::string& base) {
+  return {{"name", s.name},
+          {"url", "http://" + s.name + "." + base + "/"},
+          {"domains", s.domains},
+          {"live_deploy", s.live_deploy ? json(*s.live_deploy) : json(nullptr)},
+          {"created_at", s.created_at}};
+}
+
+// Runs a blocking admin action off the loop, mapping errors to statuses.
+struct Outcome {
+  int status = 200;
+  json body;
+};
+
+// GCC 12 mishandles closures with non-trivial captures that cross into a
+// coroutine or an awaiter (their captures end up freed twice). So the
+// actions capture by reference ([&]) from the awaiting frame, which outlives
+// the await, and `fn` is passed and captured by reference too.
+template <class F>
+Task<> run(http::Conn& c, F&& fn) {
+  // Named, not a temporary: see the note in host.cpp on GCC 12 and awaiters.
+  auto job = runtime::offload([&fn]() -> Outcome {
+    try {
+      return fn();
+    } catch (const DbError& e) {
+      return {status_of(e), json{{"error", e.what()}}};
+    } catch (const std::length_error& e) {
+      return {413, json{{"error", e.what()}}};
+    } catch (const std::invalid_argument& e) {
+      return {400, json{{"error", e.what()}}};
+    } catch (const std::exception& e) {
+      return {500, json{{"error", e.what()}}};
+    }
+  });
+  Outcome out = co_await job;
+  if (out.status == 204) {
+    co_await c.send(204, "");
+    co_return;
+  }
+  co_await reply(c, out.status, out.body);
+}
+
+std::optional<json> parse_json(const std::string& body) {
+  auto j = json::parse(body, nullptr, false);
+  if (j.is_discarded()) return std::nullopt;
+  return j;
+}
+
+}  // namespace
+
+std::string load_or_create_token(const std::string& dir, bool& created) {
+  std::string path = dir + "/admin.token";
+  created = false;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[256];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    ::close(fd);
+    std::string t(buf, n > 0 ? std::size_t(n) : 0);
+    while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
+    if (t.size() < 16) throw std::runtime_error("admin token file '" + path + "' holds no usable token (16+ characters)");
+    return t;
+  }
+  unsigned char raw[32];
+  if (getrandom(raw, sizeof raw, 0) != sizeof raw) throw std::runtime_error("cannot get random bytes for the admin token");
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string t;
+  for (unsigned char b : raw) {
+    t += hex[b >> 4];
+    t += hex[b & 15];
+  }
+  fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error("cannot create admin token file '" + path + "': " + std::strerror(errno));
+  std::string line = t + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == ssize_t(line.size());
+  ::fchmod(fd, 0600);
+  ::close(fd);
+  if (!ok) throw std::runtime_error("cannot write admin token file '" + path + "'");
+  created = true;
+  return t;
+}
+
+http::App admin_api(Host& host, AdminOptions options) {
+  auto st = std::make_shared<AdminState>(host, std::move(options));
+  web::Router api;
+
+  api.get("/api/sites", [st](http::Conn& c) -> Task<> {
+    co_await run(c, [&] {
+      json list = json::array();
+      for (const auto& s : st->host.database().sites()) list.push_back(site_json(s, st->host.options().base_domain));
+      return Outcome{200, json{{"sites", list}}};
+    });
+  });
+
+  api.post("/api/sites", [st](http::Conn& c) -> Task<> {
+    std::string body = co_await c.read_body(1024 * 1024);
+    auto j = parse_json(body);
+    if (!j || !j->is_object() || !(*j)["name"].is_string()) {
+      co_await error(c, 400, "expected a JSON object {\"name\": \"...\", \"domains\": [...]}");
+      co_return;
+    }
+    std::string name = (*j)["name"];
+    std::vector<std::string> domains;
+    if (j->contains("domains")) {
+      if (!(*j)["domains"].is_array()) {
+        co_await error(c, 400, "'domains' must be an array of host names");
+        co_return;
+      }
+      for (const auto& d : (*j)["domains"]) {
+        if (!d.is_string() || d.get<std::string>().empty() || d.get<std::string>().find_first_of(" /:,\r\n") != std::string::npos) {
+          co_await error(c, 400, "each domain must be a host name (no spaces, slashes, colons or commas)");
+          co_return;
+        }
+        std::string lower = d.get<std::string>();
+        for (auto& ch : lower) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+        domains.push_back(lower);
+      }
+    }
+    co_await run(c, [&] {
+      auto s = st->host.database().create_site(name, domains);
+      st->host.reload();
+      return Outcome{201, site_json(s, st->host.options().base_domain)};
+    });
+  });
+
+  api.del("/api/sites/:site", [st](http::Conn& c) -> Task<> {
+    std::string name(c.param("site"));
+    co_await run(c, [&] {
+      if (!st->host.database().delete_site(name)) throw DbError(DbError::Kind::not_found, "no site named '" + name + "'");
+      st->host.reload();
+      return Outcome{204, {}};
+    });
+  });
+
+  api.get("/api/sites/:site/deploys", [st](http::Conn& c) -> Task<> {
+    std::string name(c.param("site"));
+    co_await run(c, [&] {
+      json list = json::array();
+      for (const auto& d : st->host.database().deploys(name))
+        list.push_back({{"id", d.id}, {"created_at", d.created_at}, {"files", d.files}, {"bytes", d.bytes}, {"live", d.live}});
+      return Outcome{200, json{{"site", name}, {"deploys", list}}};
+    });
+  });
+
+  api.post("/api/sites/:site/deploys", [st](http::Conn& c) -> Task<> {
+    std::string name(c.param("site"));
+    if (auto e = site_name_error(name); !e.empty()) {
+      co_await error(c, 400, e);
+      co_return;
+    }
+    std::string_view type = c.header("content-type");
+    bool archive = type.starts_with("application/gzip") || type.starts_with("application/x-gzip") ||
+                   type.starts_with("application/x-tar+gzip");
+    bool is_manifest = type.starts_with("application/json");
+    if (!archive && !is_manifest) {
+      co_await error(c, 415, "send a JSON manifest (application/json) or a .tar.gz (application/gzip)");
+      co_return;
+    }
+    std::string body = co_await c.read_body(st->options.max_upload);
+    co_await run(c, [&] {
+      std::lock_guard lock(st->deploy_mutex);
+      Publisher pub(st->host.store(), st->host.database());
+      PublishResult r;
+      if (archive) {
+        auto files = read_tar_gz(body, st->options.max_upload);
+        if (files.empty()) throw std::invalid_argument("the archive holds no files");
+        r = pub.publish_files(name, files);
+      } else {
+        auto j = parse_json(body);
+        if (!j || !j->is_object() || !(*j)["files"].is_object())
+          throw std::invalid_argument("expected {\"files\": {\"path\": \"sha256\", ...}, \"config\": \"toml text\"}");
+        std::vector<std::pair<std::string, std::string>> manifest;
+        for (auto& [path, hash] : (*j)["files"].items()) {
+          if (!hash.is_string()) throw std::invalid_argument("the hash for '" + path + "' must be a string");
+          manifest.emplace_back(path, hash.get<std::string>());
+        }
+        if (manifest.empty()) throw std::invalid_argument("the manifest lists no files");
+        std::string config = j->contains("config") && (*j)["config"].is_string() ? (*j)["config"].get<std::string>() : "";
+        r = pub.publish_manifest(name, manifest, config);
+      }
+      st->host.reload();
+      try {
+        pub.collect_garbage(st->options.keep_deploys);
+      } catch (const std::exception& e) {
+        log::warn("admin: garbage collection after deploy {} failed: {}", r.deploy, e.what());
+      }
+      return Outcome{201, json{{"site", name}, {"deploy", r.deploy}, {"files", r.files}, {"new_blobs", r.new_blobs}, {"bytes", r.bytes}}};
+    });
+  });
+
+  api.post("/api/blobs/missing", [st](http::Conn& c) -> Task<> {
+    std::string body = co_await c.read_body(16 * 1024 * 1024);
+    auto j = parse_json(body);
+    if (!j || !j->is_object() || !(*j)["hashes"].is_array()) {
+      co_await error(c, 400, "expected {\"hashes\": [\"sha256\", ...]}");
+      co_return;
+    }
+    std::vector<std::string> hashes;
+    for (const auto& h : (*j)["hashes"]) {
+      if (!h.is_string() || !is_sha256_hex(h.get<std::string>())) {
+        co_await error(c, 400, "every hash must be 64 lowercase hex digits (SHA-256)");
+        co_return;
+      }
+      hashes.push_back(h);
+    }
+    co_await run(c, [&] {
+      json missing = json::array();
+      for (const auto& h : hashes)
+        if (!st->host.store().has(h)) missing.push_back(h);
+      return Outcome{200, json{{"missing", missing}}};
+    });
+  });
+
+  api.put("/api/blobs/:hash", [st](http::Conn& c) -> Task<> {
+    std::string hash(c.param("hash"));
+    if (!is_sha256_hex(hash)) {
+      co_await error(c, 400, "'" + hash.substr(0, 80) + "' is not a SHA-256 digest (64 lowercase hex digits)");
+      co_return;
+    }
+    std::string body = co_await c.read_body(st->options.max_upload);
+    co_await run(c, [&] {
+      if (!st->host.store().put_verified(hash, body))
+        throw std::invalid_argument("the uploaded bytes hash to " + sha256_hex(body) + ", not " + hash + "; nothing was stored");
+      return Outcome{201, json{{"hash", hash}, {"size", body.size()}}};
+    });
+  });
+
+  api.post("/api/sites/:site/rollback", [st](http::Conn& c) -> Task<> {
+    std::string name(c.param("site"));
+    std::string body = co_await c.read_body(64 * 1024);
+    std::optional<std::int64_t> to;
+    if (!body.empty()) {
+      auto j = parse_json(body);
+      if (!j || !j->is_object() || (j->contains("to") && !(*j)["to"].is_number_integer())) {
+        co_await error(c, 400, "expected {} or {\"to\": deploy id}");
+        co_return;
+      }
+      if (j->contains("to")) to = (*j)["to"].get<std::int64_t>();
+    }
+    co_await run(c, [&] {
+      auto live = st->host.database().rollback(name, to);
+      st->host.reload();
+      return Outcome{200, json{{"site", name}, {"live", live}}};
+    });
+  });
+
+  api.post("/api/cache/purge", [st](http::Conn& c) -> Task<> {
+    st->host.purge();
+    co_await c.send(204, "");
+  });
+
+  api.get("/metrics", [st](http::Conn& c) -> Task<> {
+    net::ServerInfo info;
+    bool have = bool(st->options.server_info);
+    if (have) info = st->options.server_info();
+    c.set_header("Content-Type", "text/plain; version=0.0.4");
+    co_await c.send(200, st->host.metrics(have ? &info : nullptr));
+  });
+
+  http::App routes = api;
+  return [st, routes](http::Conn& c) -> Task<> {
+    if (c.path() == "/health") {
+      bool draining = st->options.draining && st->options.draining();
+      json body = health_body(draining);
+      co_await reply(c, draining ? 503 : 200, body);
+      co_return;
+    }
+    // Bearer token, compared in constant time.
+    std::string_view auth = c.header("authorization");
+    const std::string& token = st->options.token;
+    bool ok = auth.size() == 7 + token.size() && http::iequals(auth.substr(0, 7), "Bearer ") &&
+              CRYPTO_memcmp(auth.data() + 7, token.data(), token.size()) == 0;
+    if (!ok) {
+      c.set_header("WWW-Authenticate", "Bearer realm=\"atoll admin\"");
+      co_await error(c, 401, auth.empty() ? "missing Authorization: Bearer <token> (the token is in DATA/admin.token)"
+                                          : "wrong token");
+      co_return;
+    }
+    co_await routes(c);
+  };
+}
+
+}  // namespace atl::host
