@@ -29,9 +29,11 @@ Task<> describe(http::Conn& c) {
     out = std::string(kinds[int(p->kind)]) + "\n";
     if (p->kind == ParsedBody::Kind::json) out += p->json.dump() + "\n";
     for (const auto& [k, v] : p->fields) out += "field " + k + "=" + v + "\n";
-    for (const auto& f : p->files)
-      out += "file " + f.field + " '" + f.filename + "' " + f.content_type + " " + std::to_string(f.data.size()) +
-             (f.data.size() <= 64 ? " " + f.data : std::string()) + "\n";
+    for (const auto& f : p->files) {
+      out += "file " + f.field + " '" + f.filename + "' " + f.content_type + " " + std::to_string(f.data.size());
+      if (f.data.size() <= 64) out += " " + f.data;  // (no ?: with temporaries in a coroutine: GCC 12)
+      out += "\n";
+    }
   }
   if (p && p->kind == ParsedBody::Kind::none && c.has_body()) {
     std::string raw = co_await c.read_body();
