@@ -6,10 +6,18 @@
 //   atoll rollback --site NAME [--to DEPLOY]
 //   atoll sites
 //   atoll deploys --site NAME
+//   atoll reload | atoll upgrade                signal the running master (SIGHUP / SIGUSR2)
 #include "host_commands.hpp"
 #include "serve_command.hpp"
 
 #include <CLI/CLI.hpp>
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
 
 int main(int argc, char** argv) {
   CLI::App app{"atoll: a web server for many sites on one small box"};
@@ -40,15 +48,56 @@ int main(int argc, char** argv) {
   deploys_cmd->add_option("--site", deploys.site, "Site name")->required();
   atl::app::add_target_options(*deploys_cmd, deploys.target);
 
+  std::string signal_data = "atoll-data";
+  auto* reload_cmd = app.add_subcommand("reload", "Re-read the configuration: new workers start, old ones drain (SIGHUP)");
+  reload_cmd->add_option("--data", signal_data, "Data directory of the running server (holds atoll.pid)")->capture_default_str();
+  auto* upgrade_cmd = app.add_subcommand("upgrade", "Start the binary again with the sockets inherited; the old one drains (SIGUSR2)");
+  upgrade_cmd->add_option("--data", signal_data, "Data directory of the running server (holds atoll.pid)")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
   if (serve_cmd->parsed()) {
+    const atl::app::ServeSettings from_flags = serve;  // what SIGHUP re-reads the config file over
     try {
       atl::app::apply_config_file(*serve_cmd, serve);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "atoll serve: %s\n", e.what());
       return 2;
     }
-    return atl::app::run_serve(serve);
+    auto reload = [serve_cmd, from_flags](atl::app::ServeSettings& out) {
+      atl::app::ServeSettings fresh = from_flags;
+      try {
+        atl::app::apply_config_file(*serve_cmd, fresh);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "atoll serve: reload: %s\n", e.what());
+        return false;
+      }
+      out = fresh;
+      return true;
+    };
+    std::vector<std::string> args;
+    char exe[4096];
+    ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    args.push_back(n > 0 ? std::string(exe, std::size_t(n)) : std::string(argv[0]));
+    for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+    return atl::app::run_serve(serve, reload, args);
+  }
+  if (reload_cmd->parsed() || upgrade_cmd->parsed()) {
+    std::string pid_file = signal_data + "/atoll.pid";
+    FILE* f = std::fopen(pid_file.c_str(), "r");
+    int pid = 0;
+    if (!f || std::fscanf(f, "%d", &pid) != 1 || pid <= 0) {
+      std::fprintf(stderr, "atoll: no running server found: cannot read %s\n", pid_file.c_str());
+      if (f) std::fclose(f);
+      return 1;
+    }
+    std::fclose(f);
+    int sig = reload_cmd->parsed() ? SIGHUP : SIGUSR2;
+    if (::kill(pid, sig) != 0) {
+      std::fprintf(stderr, "atoll: cannot signal pid %d (from %s): %s\n", pid, pid_file.c_str(), std::strerror(errno));
+      return 1;
+    }
+    std::printf("sent %s to the master (pid %d)\n", reload_cmd->parsed() ? "SIGHUP (reload)" : "SIGUSR2 (upgrade)", pid);
+    return 0;
   }
   if (publish_cmd->parsed()) return atl::app::run_publish(publish);
   if (rollback_cmd->parsed()) return atl::app::run_rollback(rollback);

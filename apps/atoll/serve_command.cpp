@@ -37,7 +37,12 @@ void add_serve_options(CLI::App& cmd, ServeSettings& s) {
   cmd.add_option("--data", s.data, "Data directory: database, content store, admin token")->capture_default_str();
   cmd.add_option("--base-domain", s.base_domain, "Sites answer at NAME.<base domain>")->capture_default_str();
   cmd.add_option("--demo-sites", s.demo_sites, "Directory of sites published on first run (default: examples/sites)");
-  cmd.add_option("--loops", s.loops, "Event loops (threads); 0 = one per core")->capture_default_str();
+  cmd.add_option("--workers", s.workers,
+                 "Worker processes under a supervising master (0 = one per core); --workers 1 still "
+                 "restarts a crashed worker")
+      ->capture_default_str();
+  cmd.add_option("--loops", s.loops, "Event loops (threads) per worker; 0 = one per core, or 1 with several workers")
+      ->capture_default_str();
   cmd.add_option("--max-connections", s.max_connections, "Connection cap; 0 = from the descriptor limit");
   cmd.add_option("--tls-cert", s.tls_cert, "PEM certificate chain: serve HTTPS")->check(CLI::ExistingFile);
   cmd.add_option("--tls-key", s.tls_key, "PEM private key for --tls-cert")->check(CLI::ExistingFile);
@@ -76,7 +81,7 @@ void apply_config_file(CLI::App& cmd, ServeSettings& s) {
     if (!v || *v < 0) throw std::invalid_argument(where(*n) + "'" + key + "' must be a non-negative integer");
     if (!given(flag)) out = static_cast<std::remove_reference_t<decltype(out)>>(*v);
   };
-  static const std::set<std::string> known = {"listen", "admin_listen", "data", "base_domain", "demo_sites", "loops",
+  static const std::set<std::string> known = {"listen", "admin_listen", "data", "base_domain", "demo_sites", "loops", "workers",
                                               "max_connections", "tls_cert", "tls_key", "access_log",
                                               "access_log_format", "root", "cache_control"};
   for (auto& [k, v] : t)
@@ -106,10 +111,9 @@ void apply_config_file(CLI::App& cmd, ServeSettings& s) {
   str("root", "--root", s.root);
   str("cache_control", "--cache-control", s.cache_control);
   num("loops", "--loops", s.loops);
+  num("workers", "--workers", s.workers);
   num("max_connections", "--max-connections", s.max_connections);
 }
-
-namespace {
 
 // Fills bind/port/unix_path from --listen values; "" on success, else the error.
 std::string listen_options(const std::vector<std::string>& listen, net::ServerOptions& options) {
@@ -143,7 +147,7 @@ std::vector<web::Middleware> logging(const ServeSettings& s) {
   return middleware;
 }
 
-std::string find_demo_sites(const ServeSettings& s) {
+std::string find_demo_sites(const ServeSettings& s) {  // also used by host_serve.cpp
   if (!s.demo_sites.empty()) return s.demo_sites;
   struct stat st;
   if (::stat("examples/sites", &st) == 0 && S_ISDIR(st.st_mode)) return "examples/sites";
@@ -162,87 +166,20 @@ std::string find_demo_sites(const ServeSettings& s) {
   return "";
 }
 
+int run_host(const ServeSettings& s, net::ServerOptions options, std::function<bool(ServeSettings&)> reload,
+             std::vector<std::string> argv);
+
+namespace {
+
 int run_quick(const ServeSettings& s, net::ServerOptions options) {
   web::StaticOptions files{.root = s.root, .precompressed = s.precompressed, .cache_control = s.cache_control};
   http::serve(options, web::pipeline(logging(s), web::static_files(files)));
   return 0;
 }
 
-int run_host(const ServeSettings& s, net::ServerOptions options) {
-  if (::mkdir(s.data.c_str(), 0750) != 0 && errno != EEXIST) {
-    std::fprintf(stderr, "atoll serve: cannot create data directory '%s': %s\n", s.data.c_str(), std::strerror(errno));
-    return 1;
-  }
-  std::shared_ptr<host::Database> db = host::open_sqlite(s.data + "/atoll.db");
-  auto store = std::make_shared<host::ContentStore>(s.data);
-  bool created = false;
-  std::string token = host::load_or_create_token(s.data, created);
-  if (created)
-    std::printf("admin token (shown once; also in %s/admin.token, mode 0600): %s\n", s.data.c_str(), token.c_str());
-
-  if (db->sites().empty()) {
-    std::string demo = find_demo_sites(s);
-    if (!demo.empty()) {
-      host::Publisher pub(*store, *db);
-      if (DIR* d = ::opendir(demo.c_str())) {
-        std::vector<std::string> names;
-        while (dirent* e = ::readdir(d))
-          if (e->d_name[0] != '.') names.emplace_back(e->d_name);
-        ::closedir(d);
-        std::sort(names.begin(), names.end());
-        for (const auto& name : names) {
-          std::string dir = demo + "/" + name;
-          struct stat st;
-          if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || !host::site_name_error(name).empty()) continue;
-          auto r = pub.publish_dir(name, dir);
-          std::printf("published demo site %s (%zu files, deploy %lld)\n", name.c_str(), r.files,
-                      static_cast<long long>(r.deploy));
-        }
-      }
-    }
-  }
-
-  host::Host site_host(db, store, {.base_domain = s.base_domain});
-  site_host.start();
-
-  runtime::block_termination_signals();
-  net::Server server(options, http::make_handler(web::pipeline(logging(s), site_host.app())));
-  server.start();
-  std::atomic<bool> draining{false};  // the admin /health says 503 while set
-  std::unique_ptr<net::Server> admin;
-  if (s.admin_listen != "off") {
-    net::ServerOptions admin_options;
-    admin_options.loops = 1;  // the admin API is not the hot path
-    if (auto e = listen_options({s.admin_listen}, admin_options); !e.empty()) {
-      std::fprintf(stderr, "atoll serve: admin %s\n", e.c_str());
-      server.stop();
-      return 2;
-    }
-    host::AdminOptions ao{.token = token};
-    ao.server_info = [&server] { return server.info(); };
-    ao.draining = [&draining] { return draining.load(); };
-    admin = std::make_unique<net::Server>(admin_options, http::make_handler(host::admin_api(site_host, ao)));
-    admin->start();
-    for (const auto& ep : admin->endpoints()) std::printf("admin API on http://%s\n", ep.to_string().c_str());
-  }
-  for (const auto& ep : server.endpoints()) {
-    std::string port = std::to_string(ep.port());
-    std::printf("serving sites on http://%s (each site at http://NAME.%s:%s/)\n", ep.to_string().c_str(),
-                s.base_domain.c_str(), port.c_str());
-  }
-  std::fflush(stdout);
-  int sig = runtime::wait_for_signal();
-  log::info("signal {}: draining", sig);
-  draining = true;
-  server.stop();
-  if (admin) admin->stop();
-  site_host.stop();
-  return 0;
-}
-
 }  // namespace
 
-int run_serve(const ServeSettings& s) {
+int run_serve(const ServeSettings& s, std::function<bool(ServeSettings&)> reload, std::vector<std::string> argv) {
   if (s.tls_cert.empty() != s.tls_key.empty()) {
     std::fprintf(stderr, "atoll serve: --tls-cert and --tls-key go together\n");
     return 2;
@@ -257,7 +194,7 @@ int run_serve(const ServeSettings& s) {
   if (!s.tls_cert.empty())
     options.tls = net::TlsOptions{.cert_file = s.tls_cert, .key_file = s.tls_key, .alpn = {"http/1.1"}};
   try {
-    return s.root.empty() ? run_host(s, options) : run_quick(s, options);
+    return s.root.empty() ? run_host(s, options, std::move(reload), std::move(argv)) : run_quick(s, options);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "atoll serve: %s\n", e.what());
     return 1;

@@ -1,7 +1,11 @@
 #pragma once
 // `atoll serve`: its settings, its config file, and how they are run.
+#include <atoll/net/server.hpp>
+#include <atoll/web/pipeline.hpp>
+
 #include <CLI/CLI.hpp>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -15,6 +19,7 @@ struct ServeSettings {
   std::string data = "atoll-data";
   std::string base_domain = "localhost";
   std::string demo_sites;                            // published on first run; "" = find examples/sites
+  unsigned workers = 0;                              // 0 = one per core; see run_host
   unsigned loops = 0;
   std::size_t max_connections = 0;
   std::string tls_cert;
@@ -29,7 +34,17 @@ void add_serve_options(CLI::App& cmd, ServeSettings& s);
 /// Applies the --config file to every setting not given as a flag (flags
 /// win). Throws std::invalid_argument "FILE:LINE:COL: message".
 void apply_config_file(CLI::App& cmd, ServeSettings& s);
-/// Runs until SIGINT/SIGTERM; returns the process exit code.
-int run_serve(const ServeSettings& s);
+/// Fills bind/port/unix_path from --listen values; "" on success, else the error.
+std::string listen_options(const std::vector<std::string>& listen, net::ServerOptions& options);
+/// The request-id and access-log middleware the settings ask for.
+std::vector<web::Middleware> logging(const ServeSettings& s);
+/// Where the demo sites are: --demo-sites, ./examples/sites, or beside the binary.
+std::string find_demo_sites(const ServeSettings& s);
+
+/// Runs until SIGINT/SIGTERM; returns the process exit code. `reload`
+/// re-reads the settings (flags + config file) for SIGHUP.
+int run_serve(const ServeSettings& s, std::function<bool(ServeSettings&)> reload = {},
+              std::vector<std::string> argv = {});
 
 }  // namespace atl::app
+

@@ -51,34 +51,6 @@ struct AcceptorTag final : runtime::TaskTag {
   throw std::system_error(err, std::generic_category(), what);
 }
 
-int make_listener(const Endpoint& ep, int backlog, bool reuseport) {
-  int fd = ::socket(ep.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) fail("socket() for " + ep.to_string(), errno);
-  int one = 1;
-  if (!ep.is_unix()) {
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
-      int e = errno;
-      ::close(fd);
-      fail("SO_REUSEPORT on " + ep.to_string(), e);
-    }
-    // [::] then means IPv6 only, so 0.0.0.0 can be bound beside it.
-    if (ep.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  }
-  if (::bind(fd, ep.data(), ep.size()) < 0) {
-    int e = errno;
-    ::close(fd);
-    fail("cannot listen on " + ep.to_string() +
-             (e == EADDRINUSE ? " (another process is using it)" : ""),
-         e);
-  }
-  if (::listen(fd, backlog) < 0) {
-    int e = errno;
-    ::close(fd);
-    fail("listen() on " + ep.to_string(), e);
-  }
-  return fd;
-}
 
 // A Unix socket path left by a process that died is removed; one that a
 // live server still answers on is an error, as with a TCP port in use.
@@ -106,6 +78,35 @@ struct ListenerWait {
 };
 
 }  // namespace
+
+int open_listener(const Endpoint& ep, int backlog, bool reuseport) {
+  int fd = ::socket(ep.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) fail("socket() for " + ep.to_string(), errno);
+  int one = 1;
+  if (!ep.is_unix()) {
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+      int e = errno;
+      ::close(fd);
+      fail("SO_REUSEPORT on " + ep.to_string(), e);
+    }
+    // [::] then means IPv6 only, so 0.0.0.0 can be bound beside it.
+    if (ep.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  }
+  if (::bind(fd, ep.data(), ep.size()) < 0) {
+    int e = errno;
+    ::close(fd);
+    fail("cannot listen on " + ep.to_string() +
+             (e == EADDRINUSE ? " (another process is using it)" : ""),
+         e);
+  }
+  if (::listen(fd, backlog) < 0) {
+    int e = errno;
+    ::close(fd);
+    fail("listen() on " + ep.to_string(), e);
+  }
+  return fd;
+}
 
 struct Server::LoopState {
   unsigned index = 0;
@@ -161,7 +162,7 @@ void Server::open_listeners() {
   for (const auto& addr : options_.bind) {
     Endpoint ep = Endpoint::ip(addr, port);
     for (auto& ls : loops_) {
-      int fd = make_listener(ep, options_.backlog, true);
+      int fd = open_listener(ep, options_.backlog, true);
       if (ep.port() == 0) {
         // The first listener picked a free port: the other loops join it.
         sockaddr_storage ss{};
@@ -179,7 +180,7 @@ void Server::open_listeners() {
     // One Unix listener, on loop 0: AF_UNIX has no SO_REUSEPORT balancing.
     clear_stale_unix_socket(options_.unix_path);
     Endpoint ep = Endpoint::unix_path(options_.unix_path);
-    add(*loops_[0], make_listener(ep, options_.backlog, false), ep);
+    add(*loops_[0], open_listener(ep, options_.backlog, false), ep);
     endpoints_.push_back(ep);
   }
   if (endpoints_.empty()) throw std::invalid_argument("server: nothing to listen on (no bind address and no Unix path)");

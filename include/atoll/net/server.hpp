@@ -59,6 +59,11 @@ struct ServerOptions {
   std::vector<int> inherited_listeners;
 };
 
+/// Opens a non-blocking listening socket (SO_REUSEADDR; SO_REUSEPORT when
+/// `reuseport`; IPv6 sockets are IPv6-only). Throws std::system_error naming
+/// the address. A supervisor uses it to make listeners its workers inherit.
+int open_listener(const Endpoint& endpoint, int backlog, bool reuseport);
+
 /// A connection handler: a coroutine that owns its connection until it returns.
 using Handler = std::function<runtime::Task<>(Socket&)>;
 

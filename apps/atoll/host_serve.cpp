@@ -1,0 +1,209 @@
+// `atoll serve` in host mode: a supervising master and its workers.
+//
+// The master prepares the data directory (token, demo sites), opens every
+// listening socket, and supervises the workers (src/runtime/supervisor.cpp).
+// Each worker opens the database itself (SQLite handles are not to cross a
+// fork), serves the sites on its own SO_REUSEPORT listeners, serves the admin
+// API on its own admin listener, and drains on SIGTERM.
+//
+// Default: one worker per core with one loop each. Several workers cost a
+// resolver cache each, but a crash then loses one worker's requests, not all;
+// `--workers 1 --loops N` keeps one cache and still restarts a crashed worker.
+#include "serve_command.hpp"
+
+#include <atoll/host/admin.hpp>
+#include <atoll/host/host.hpp>
+#include <atoll/host/publish.hpp>
+#include <atoll/http/server.hpp>
+#include <atoll/runtime/log.hpp>
+#include <atoll/runtime/signals.hpp>
+#include <atoll/runtime/supervisor.hpp>
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+namespace atl::app {
+
+namespace {
+
+void publish_demo_sites(const ServeSettings& s) {
+  auto db = host::open_sqlite(s.data + "/atoll.db");
+  if (!db->sites().empty()) return;
+  std::string demo = find_demo_sites(s);
+  if (demo.empty()) return;
+  host::ContentStore store(s.data);
+  host::Publisher pub(store, *db);
+  DIR* d = ::opendir(demo.c_str());
+  if (!d) return;
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.') names.emplace_back(e->d_name);
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  for (const auto& name : names) {
+    std::string dir = demo + "/" + name;
+    struct stat st;
+    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || !host::site_name_error(name).empty()) continue;
+    auto r = pub.publish_dir(name, dir);
+    std::printf("published demo site %s (%zu files, deploy %lld)\n", name.c_str(), r.files,
+                static_cast<long long>(r.deploy));
+  }
+}
+
+// One worker: serve until SIGTERM, then drain.
+int run_worker(const ServeSettings& s, net::ServerOptions options, std::vector<int> public_fds, int admin_fd,
+               const std::string& token, int ready_fd) {
+  try {
+    runtime::block_termination_signals();
+    std::shared_ptr<host::Database> db = host::open_sqlite(s.data + "/atoll.db");
+    auto store = std::make_shared<host::ContentStore>(s.data);
+    host::Host site_host(db, store, {.base_domain = s.base_domain});
+    site_host.start();
+    options.inherited_listeners = std::move(public_fds);
+    net::Server server(options, http::make_handler(web::pipeline(logging(s), site_host.app())));
+    server.start();
+    std::atomic<bool> draining{false};
+    std::unique_ptr<net::Server> admin;
+    if (admin_fd >= 0) {
+      net::ServerOptions admin_options;
+      admin_options.loops = 1;  // the admin API is not the hot path
+      admin_options.inherited_listeners = {admin_fd};
+      host::AdminOptions ao{.token = token};
+      ao.server_info = [&server] { return server.info(); };
+      ao.draining = [&draining] { return draining.load(); };
+      admin = std::make_unique<net::Server>(admin_options, http::make_handler(host::admin_api(site_host, ao)));
+      admin->start();
+    }
+    [[maybe_unused]] auto n = ::write(ready_fd, "R", 1);
+    ::close(ready_fd);
+    int sig = runtime::wait_for_signal();
+    log::info("worker: signal {}: draining", sig);
+    draining = true;
+    server.stop();
+    if (admin) admin->stop();
+    site_host.stop();
+    return 0;
+  } catch (const std::exception& e) {
+    log::error("worker: {}", e.what());
+    return 1;
+  }
+}
+
+}  // namespace
+
+int run_host(const ServeSettings& initial, net::ServerOptions options, std::function<bool(ServeSettings&)> reload,
+             std::vector<std::string> argv) {
+  ServeSettings s = initial;
+  if (::mkdir(s.data.c_str(), 0750) != 0 && errno != EEXIST) {
+    std::fprintf(stderr, "atoll serve: cannot create data directory '%s': %s\n", s.data.c_str(), std::strerror(errno));
+    return 1;
+  }
+  bool created = false;
+  std::string token = host::load_or_create_token(s.data, created);
+  if (created)
+    std::printf("admin token (shown once; also in %s/admin.token, mode 0600): %s\n", s.data.c_str(), token.c_str());
+  publish_demo_sites(s);  // before any fork: the master's SQLite handle is closed again here
+
+  unsigned workers = s.workers ? s.workers : std::max(1u, std::thread::hardware_concurrency());
+  if (!s.loops) options.loops = workers > 1 ? 1 : 0;
+
+  // Listeners: per worker, one SO_REUSEPORT socket per public address and one
+  // for the admin API, in that order. An upgrade inherits them in that order.
+  std::vector<net::Endpoint> public_eps;
+  for (const auto& b : options.bind) public_eps.push_back(net::Endpoint::ip(b, options.port));
+  if (!options.unix_path.empty()) {
+    std::fprintf(stderr, "atoll serve: unix: listeners are supported with --root only for now\n");
+    return 2;
+  }
+  bool with_admin = s.admin_listen != "off";
+  net::Endpoint admin_ep;
+  if (with_admin) admin_ep = net::Endpoint::parse(s.admin_listen);
+  std::size_t per_worker = public_eps.size() + (with_admin ? 1 : 0);
+  std::vector<int> fds = runtime::inherited_listeners();
+  if (!fds.empty()) {
+    if (fds.size() != workers * per_worker) {
+      std::fprintf(stderr, "atoll serve: inherited %zu listening sockets but these settings need %zu (%u workers × %zu)\n",
+                   fds.size(), workers * per_worker, workers, per_worker);
+      return 2;
+    }
+  } else {
+    try {
+      for (unsigned w = 0; w < workers; ++w) {
+        for (auto& ep : public_eps) {
+          int fd = net::open_listener(ep, options.backlog, true);
+          if (ep.port() == 0) {  // the first picked a port: the rest join it
+            sockaddr_storage ss{};
+            socklen_t len = sizeof ss;
+            getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+            ep = net::Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+          }
+          fds.push_back(fd);
+        }
+        if (with_admin) {
+          int fd = net::open_listener(admin_ep, 128, true);
+          if (admin_ep.port() == 0) {
+            sockaddr_storage ss{};
+            socklen_t len = sizeof ss;
+            getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+            admin_ep = net::Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+          }
+          fds.push_back(fd);
+        }
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "atoll serve: %s\n", e.what());
+      return 1;
+    }
+  }
+  // Report what we listen on (from the sockets themselves: inherited ones too).
+  for (std::size_t i = 0; i < per_worker; ++i) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    getsockname(fds[i], reinterpret_cast<sockaddr*>(&ss), &len);
+    auto ep = net::Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+    if (with_admin && i == per_worker - 1) std::printf("admin API on http://%s\n", ep.to_string().c_str());
+    else
+      std::printf("serving sites on http://%s (each site at http://NAME.%s:%u/)\n", ep.to_string().c_str(),
+                  s.base_domain.c_str(), ep.port());
+  }
+  std::printf("supervising %u worker(s)\n", workers);
+  std::fflush(stdout);
+
+  runtime::SupervisorOptions sup;
+  sup.workers = workers;
+  sup.inherited_fds = fds;
+  sup.argv = std::move(argv);
+  sup.pid_file = s.data + "/atoll.pid";
+  sup.stop_timeout_ms = options.drain_timeout_ms + 5000;
+  sup.run_worker = [&](unsigned index, unsigned, int ready_fd) {
+    std::vector<int> mine(fds.begin() + long(index * per_worker), fds.begin() + long(index * per_worker + public_eps.size()));
+    int admin_fd = with_admin ? fds[index * per_worker + per_worker - 1] : -1;
+    return run_worker(s, options, mine, admin_fd, token, ready_fd);
+  };
+  sup.reload = [&] {
+    if (!reload) return true;
+    ServeSettings fresh = s;
+    if (!reload(fresh)) return false;
+    if (fresh.listen != s.listen || fresh.admin_listen != s.admin_listen || fresh.data != s.data ||
+        (fresh.workers && fresh.workers != workers))
+      log::warn("reload: listen addresses, data directory and worker count change only with a restart or an upgrade");
+    fresh.listen = s.listen;
+    fresh.admin_listen = s.admin_listen;
+    fresh.data = s.data;
+    s = fresh;
+    log::info("reload: settings re-read (base domain {}, access log {})", s.base_domain, s.access_log);
+    return true;
+  };
+  return runtime::supervise(sup);
+}
+
+}  // namespace atl::app

@@ -1,0 +1,68 @@
+#pragma once
+// Supervisor: a master process that runs N worker processes and keeps them
+// running, as an OTP supervisor keeps its children.
+//
+// The master is single-threaded (so fork() is safe), holds every listening
+// socket, and hands each worker its set. A worker that dies is logged with
+// its signal and started again at once; its listening sockets stay open in
+// the master, so clients queued in their backlog wait for the new worker
+// instead of being refused. More than max_restarts restarts within
+// restart_window_ms and the master gives up loudly (exit code 3).
+//
+// Signals to the master:
+//   SIGTERM, SIGINT  drain: workers get SIGTERM, finish in-flight work and exit
+//   SIGHUP           reload: reload() re-reads settings, a new generation of
+//                    workers starts, and the old one drains once it is ready
+//   SIGUSR2          upgrade: exec the binary again (possibly a new one) with
+//                    the listening sockets inherited; the new master stops the
+//                    old one once its workers are ready; if it fails to start,
+//                    the old one keeps serving
+//
+// With NOTIFY_SOCKET set (systemd), the master sends READY=1, RELOADING=1,
+// STOPPING=1, MAINPID= and WATCHDOG=1 at half of WATCHDOG_USEC.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace atl::runtime {
+
+struct SupervisorOptions {
+  /// Worker processes to keep running.
+  unsigned workers = 2;
+  /// Restart intensity (as in OTP): more than max_restarts restarts within
+  /// restart_window_ms means something is wrong that restarting will not fix.
+  /// Default 5 in 10 s: a bad deploy crash-looping stops within seconds.
+  int max_restarts = 5;
+  std::int64_t restart_window_ms = 10'000;
+  /// After SIGTERM, a worker that has not exited in this long gets SIGKILL.
+  /// Its own drain deadline should be shorter.
+  std::int64_t stop_timeout_ms = 15'000;
+  /// Runs in the child process: serve as worker `index` of generation
+  /// `generation`; write one byte to `ready_fd` once accepting; return the
+  /// exit code when told to stop (SIGTERM).
+  std::function<int(unsigned index, unsigned generation, int ready_fd)> run_worker;
+  /// Called in the master on SIGHUP before new workers start; return false to
+  /// keep the current settings (the error is the callee's to log).
+  std::function<bool()> reload;
+  /// Descriptors the exec'd binary inherits on upgrade (listening sockets),
+  /// passed as ATOLL_INHERIT_FDS=3,4,5.
+  std::vector<int> inherited_fds;
+  /// argv for the upgrade exec (argv[0] is the binary's path).
+  std::vector<std::string> argv;
+  /// Where the master writes its pid (for `atoll reload` / `atoll upgrade`).
+  std::string pid_file;
+};
+
+/// Runs the master until it is told to stop; returns the exit code
+/// (0 after a drain, 3 when restart intensity was exceeded).
+int supervise(SupervisorOptions& options);
+
+/// Descriptors inherited from an upgrading master (ATOLL_INHERIT_FDS), or
+/// from systemd socket activation (LISTEN_FDS for this pid); empty if none.
+std::vector<int> inherited_listeners();
+
+/// Sends a state line to systemd if NOTIFY_SOCKET is set; a no-op otherwise.
+void sd_notify_state(const std::string& state);
+
+}  // namespace atl::runtime
