@@ -22,6 +22,7 @@ disturbed and is run again).
   cmake --preset release && cmake --build --preset release --target echo echo_load echo_floor
   bench/echo_bench.py                                 # 3 rounds of 10 s
   bench/echo_bench.py --servers atoll,floor --rounds 3 --duration 10
+  bench/echo_bench.py --servers atoll,floor --instructions   # callgrind count
 """
 
 import argparse
@@ -31,6 +32,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,6 +66,47 @@ def row(label, r, note=""):
             f"{100 * r['other_busy']:>5.0f}%{note}")
 
 
+def run_load(load, port, pid, args, duration, warmup=0.0):
+    cmd = ["taskset", "-c", args.client_cpu, load, "--port", port, "--connections", str(args.connections),
+           "--size", str(args.size), "--duration", str(duration), "--warmup", str(warmup),
+           "--server-pid", str(pid), "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=warmup + duration + 60)
+    if out.returncode != 0 or not out.stdout.strip():
+        sys.exit(f"echo_bench: echo_load failed ({out.returncode}): {out.stdout}{out.stderr}")
+    return json.loads(out.stdout)
+
+
+def instructions_per_message(name, cmd, load, args):
+    """User-space instructions the server executes per message, counted by
+    callgrind: deterministic, so it compares servers even on a busy machine.
+    Two windows of different lengths are counted (callgrind_control -z, then
+    -d); their difference cancels connection set-up and tear-down."""
+    with tempfile.TemporaryDirectory(prefix="atoll-bench-cg-") as tmp:
+        vg = ["taskset", "-c", args.server_cpu, "valgrind", "--tool=callgrind",
+              f"--callgrind-out-file={tmp}/cg.out"] + cmd[3:]
+        proc = subprocess.Popen(vg, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            line = proc.stdout.readline()
+            if "listening on" not in line:
+                sys.exit(f"echo_bench: {name} under callgrind did not start: {line!r}")
+            port = line.rsplit(":", 1)[1].strip()
+            run_load(load, port, proc.pid, args, 1)  # warm-up
+            counts = []
+            for duration in (2, 6):
+                subprocess.run(["callgrind_control", "-z", str(proc.pid)], capture_output=True, check=True)
+                r = run_load(load, port, proc.pid, args, duration)
+                before = set(os.listdir(tmp))
+                subprocess.run(["callgrind_control", "-d", str(proc.pid)], capture_output=True, check=True)
+                dump = sorted(set(os.listdir(tmp)) - before)[-1]
+                with open(os.path.join(tmp, dump)) as f:
+                    ir = next(int(l.split()[1]) for l in f if l.startswith("summary:"))
+                counts.append((r["messages"], ir))
+        finally:
+            stop(proc)
+    (m1, i1), (m2, i2) = counts
+    return (i2 - i1) / (m2 - m1), m2 - m1
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--build", default=os.path.join(REPO, "build", "release"),
@@ -87,6 +130,9 @@ def main():
     p.add_argument("--retries", type=int, default=4, help="how many disturbed rounds may be run again, in all")
     p.add_argument("--retry-wait", type=float, default=10,
                    help="seconds to wait before running a disturbed round again")
+    p.add_argument("--instructions", action="store_true",
+                   help="instead of timed rounds, count the server's user-space instructions per message "
+                        "under callgrind (slow, but immune to other work on the machine)")
     p.add_argument("--json", action="store_true", help="print one JSON object per round")
     args = p.parse_args()
     binaries = {
@@ -99,6 +145,17 @@ def main():
         if not os.access(path, os.X_OK):
             sys.exit(f"echo_bench: {path} not found; build the echo, echo_load and echo_floor targets "
                      "(see bench/README.md)")
+
+    if args.instructions:
+        for n in names:
+            cmd = ["taskset", "-c", args.server_cpu, binaries[n], "--port", "0"]
+            if n == "atoll":
+                cmd += ["--loops", str(args.loops)]
+            ipm, msgs = instructions_per_message(n, cmd, load, args)
+            print(f"{n}: {ipm:.0f} user-space instructions per message "
+                  f"(callgrind, over {msgs} messages; server: valgrind --tool=callgrind {' '.join(cmd[3:])})",
+                  flush=True)
+        return
 
     servers = {}
     results = {n: [] for n in names}
