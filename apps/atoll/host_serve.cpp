@@ -128,8 +128,25 @@ int run_host(const ServeSettings& initial, net::ServerOptions options, std::func
   net::Endpoint admin_ep;
   if (with_admin) admin_ep = net::Endpoint::parse(s.admin_listen);
   std::size_t per_worker = public_eps.size() + (with_admin ? 1 : 0);
-  std::vector<int> fds = runtime::inherited_listeners();
-  if (!fds.empty()) {
+  std::vector<int> fds = runtime::upgrade_listeners();
+  // systemd socket activation: its sockets are the public listeners, shared by
+  // every worker (the kernel wakes whichever accepts first); the admin API
+  // still gets a listener per worker.
+  std::vector<int> activated = fds.empty() ? runtime::systemd_listeners() : std::vector<int>{};
+  if (!activated.empty()) {
+    try {
+      for (unsigned w = 0; w < workers; ++w) {
+        for (int fd : activated) fds.push_back(fd);
+        if (with_admin) fds.push_back(net::open_listener(admin_ep, 128, true));
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "atoll serve: %s\n", e.what());
+      return 1;
+    }
+    public_eps.assign(activated.size(), net::Endpoint{});
+    per_worker = activated.size() + (with_admin ? 1 : 0);
+    log::info("serve: using {} socket(s) from systemd socket activation", activated.size());
+  } else if (!fds.empty()) {
     if (fds.size() != workers * per_worker) {
       std::fprintf(stderr, "atoll serve: inherited %zu listening sockets but these settings need %zu (%u workers × %zu)\n",
                    fds.size(), workers * per_worker, workers, per_worker);

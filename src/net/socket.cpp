@@ -3,6 +3,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -276,6 +277,13 @@ Task<IoResult> Socket::sendfile(int file_fd, off_t offset, std::size_t count) {
     if (int e = co_await wait(true)) co_return IoResult{total, e};
   }
   co_return IoResult{total, 0};
+}
+
+bool Socket::has_pending_input() const noexcept {
+  if (watch_.fd < 0) return false;
+  if (ssl_ && SSL_pending(ssl_) > 0) return true;
+  int n = 0;
+  return ::ioctl(watch_.fd, FIONREAD, &n) == 0 && n > 0;
 }
 
 void Socket::shutdown_write() noexcept {

@@ -69,7 +69,7 @@ void sd_notify_state(const std::string& state) {
   ::close(fd);
 }
 
-std::vector<int> inherited_listeners() {
+std::vector<int> upgrade_listeners() {
   std::vector<int> fds;
   if (const char* list = std::getenv("ATOLL_INHERIT_FDS"); list && *list) {
     std::string s(list);
@@ -81,9 +81,12 @@ std::vector<int> inherited_listeners() {
       if (fd > 2) fds.push_back(fd);
       pos = comma + 1;
     }
-    return fds;
   }
-  // systemd socket activation: LISTEN_FDS descriptors from 3, for our pid.
+  return fds;
+}
+
+std::vector<int> systemd_listeners() {
+  std::vector<int> fds;
   const char* pid = std::getenv("LISTEN_PID");
   const char* n = std::getenv("LISTEN_FDS");
   if (pid && n && std::atol(pid) == long(::getpid())) {

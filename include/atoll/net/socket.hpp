@@ -69,6 +69,9 @@ class Socket {
   /// Writes what the kernel takes now, without waiting.
   IoResult try_writev(std::span<iovec> iov);
 
+  /// True if bytes (or TLS records) wait to be read right now; no waiting.
+  bool has_pending_input() const noexcept;
+
   /// Half-closes: the peer reads EOF, we may still read.
   void shutdown_write() noexcept;
   /// Closes now (also done by the destructor).

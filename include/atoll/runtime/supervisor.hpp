@@ -58,9 +58,12 @@ struct SupervisorOptions {
 /// (0 after a drain, 3 when restart intensity was exceeded).
 int supervise(SupervisorOptions& options);
 
-/// Descriptors inherited from an upgrading master (ATOLL_INHERIT_FDS), or
-/// from systemd socket activation (LISTEN_FDS for this pid); empty if none.
-std::vector<int> inherited_listeners();
+/// Descriptors inherited from an upgrading master (ATOLL_INHERIT_FDS), in
+/// the order that master listed them; empty if none.
+std::vector<int> upgrade_listeners();
+/// Descriptors passed by systemd socket activation (LISTEN_FDS, for this
+/// pid, from fd 3); empty if none. Clears the variables, as sd_listen_fds does.
+std::vector<int> systemd_listeners();
 
 /// Sends a state line to systemd if NOTIFY_SOCKET is set; a no-op otherwise.
 void sd_notify_state(const std::string& state);
