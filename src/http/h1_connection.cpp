@@ -128,6 +128,10 @@ int Http1Conn::on_body(llhttp_t* p, const char* at, std::size_t len) {
   // De-chunk in place: decoded bytes never outrun the raw ones, so moving
   // them down never overwrites input the parser has yet to read.
   auto& c = self(p);
+  if (!c.body_cursor_) {  // body bytes inside the head: see parse_head()
+    c.head_error_ = {400, "malformed request: body bytes inside the head"};
+    return HPE_USER;
+  }
   if (c.body_cursor_ != at) std::memmove(c.body_cursor_, at, len);
   c.body_cursor_ += len;
   return 0;
@@ -248,11 +252,29 @@ Task<Http1Conn::Head> Http1Conn::read_head() {
 
 bool Http1Conn::parse_head(std::size_t head_len) {
   const char* begin = in_.data() + in_start_;
+  // llhttp also ends a line at a bare LF, so in "…\r\n\nX…" it would see the
+  // head end before the CRLFCRLF read_head() found, and take the rest for
+  // body bytes (written through a cursor that only read_body_chunk() sets:
+  // a crash) or for the next request. Both must agree on where the head
+  // ends, so a bare LF is refused (RFC 9112 §2.2 allows that).
+  std::string_view head(begin, head_len);
+  for (std::size_t lf = head.find('\n'); lf != std::string_view::npos; lf = head.find('\n', lf + 1)) {
+    if (lf == 0 || head[lf - 1] != '\r') {
+      in_start_ += head_len;
+      head_error_ = {400, "a line of the request head ends in a bare LF (CRLF is required)"};
+      return false;
+    }
+  }
+  body_cursor_ = nullptr;  // on_body() refuses body bytes inside the head
   llhttp_errno_t err = llhttp_execute(&parser_, begin, head_len);
   in_start_ += head_len;
   body_floor_ = std::int64_t(in_start_);
   if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
     paused_ = true;
+    if (llhttp_get_error_pos(&parser_) != begin + head_len) {
+      head_error_ = {400, "malformed request: the head ends before its blank line"};
+      return false;
+    }
   } else if (head_error_.status) {
     // A callback refused the head (431) and set the reason. llhttp reports
     // that as the callback's own error code (HPE_CB_*), never HPE_USER.

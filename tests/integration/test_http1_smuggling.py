@@ -74,6 +74,14 @@ CASES = {
         "GET /echo HTTP/1.1\r\nHost: x\r\nX\rA: a\r\n\r\n",
     "bare_lf_in_header_value":
         "GET /echo HTTP/1.1\r\nHost: x\r\nX-A: a\nb\r\n\r\n",
+    # A bare LF ending the head early: llhttp took the rest for body bytes
+    # and the server crashed (found by tests/fuzz/http1_fuzz).
+    "bare_lf_ends_the_head_with_a_body":
+        "POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\nabcdef\r\n\r\n",
+    "bare_lf_ends_the_head_before_another":
+        "GET /echo HTTP/1.1\r\nHost: x\r\n\nGET /echo?smuggled=2 HTTP/1.1\r\nHost: x\r\n\r\n",
+    "bare_lf_after_request_line":
+        "GET /echo HTTP/1.1\nHost: x\r\n\r\n",
     "nul_in_header_value":
         "GET /echo HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
     "space_before_colon":
