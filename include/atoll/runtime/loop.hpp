@@ -134,7 +134,6 @@ class Loop {
   unsigned index_;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
-  bool stopping_ = false;
   std::atomic<bool> stop_requested_{false};
   std::int64_t now_ms_ = 0;
 
