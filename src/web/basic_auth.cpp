@@ -101,7 +101,8 @@ Middleware basic_auth(BasicAuthOptions options) {
   gate->verify = std::move(options.verify);
   for (const auto& [user, password] : options.users) {
     if (user.find(':') != std::string::npos)
-      throw std::invalid_argument("basic_auth: user name '" + user + "' holds ':', which Basic cannot carry");
+      throw std::invalid_argument("basic_auth: user name '" + user +
+                                  "' holds ':', which Basic cannot carry");
     gate->accounts.push_back({user, sha256(user), sha256(password)});
   }
   return [gate = std::shared_ptr<const Gate>(gate)](Conn& c, const App& next) -> Task<> {

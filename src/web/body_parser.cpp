@@ -16,7 +16,8 @@ constexpr std::size_t max_reason = 200;
 
 bool is_json_type(std::string_view type) noexcept {
   if (iequals(type, "application/json")) return true;
-  return type.size() > 5 && iequals(type.substr(type.size() - 5), "+json") && type.find('/') != std::string_view::npos;
+  return type.size() > 5 && iequals(type.substr(type.size() - 5), "+json") &&
+         type.find('/') != std::string_view::npos;
 }
 
 // Refuses nesting deeper than `max` before the parser builds anything.
@@ -26,8 +27,10 @@ void check_depth(std::string_view text, std::size_t max) {
   for (std::size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {
@@ -46,7 +49,8 @@ nlohmann::json parse_json(std::string_view text, std::size_t max_depth) {
   } catch (const nlohmann::json::parse_error& e) {
     // "[json.exception.parse_error.101] parse error at line 1, column 2: …"
     std::string_view what = e.what();
-    if (auto close = what.find("] "); what.starts_with("[json.exception") && close != std::string_view::npos)
+    if (auto close = what.find("] ");
+        what.starts_with("[json.exception") && close != std::string_view::npos)
       what.remove_prefix(close + 2);
     if (what.size() > max_reason) what = what.substr(0, max_reason);
     throw HttpError(400, "malformed JSON body: " + std::string(what));
@@ -70,7 +74,8 @@ std::string form_decode(std::string_view s, std::size_t offset) {
       out += ' ';
     } else if (s[i] == '%') {
       if (i + 2 >= s.size() || hex(s[i + 1]) < 0 || hex(s[i + 2]) < 0)
-        throw HttpError(400, "malformed form body: bad percent-escape at byte " + std::to_string(offset + i));
+        throw HttpError(
+            400, "malformed form body: bad percent-escape at byte " + std::to_string(offset + i));
       out += char(hex(s[i + 1]) * 16 + hex(s[i + 2]));
       i += 2;
     } else {
@@ -91,7 +96,9 @@ void parse_form(std::string_view body, std::size_t max_fields, ParsedBody& out) 
         throw HttpError(413, "form body has more than " + std::to_string(max_fields) + " fields");
       std::size_t eq = item.find('=');
       std::string name = form_decode(item.substr(0, eq), offset);
-      std::string value = eq == std::string_view::npos ? std::string() : form_decode(item.substr(eq + 1), offset + eq + 1);
+      std::string value = eq == std::string_view::npos
+                              ? std::string()
+                              : form_decode(item.substr(eq + 1), offset + eq + 1);
       out.fields.emplace_back(std::move(name), std::move(value));
     }
     offset = end + 1;
@@ -112,9 +119,10 @@ std::string accepted_types(const BodyParserOptions& opt) {
 }
 
 [[noreturn]] void unsupported(std::string_view type, const BodyParserOptions& opt) {
-  throw HttpError(415, (type.empty() ? std::string("a request body needs a Content-Type")
-                                     : "unsupported Content-Type '" + std::string(type.substr(0, 100)) + "'") +
-                           "; this endpoint takes " + accepted_types(opt));
+  throw HttpError(
+      415, (type.empty() ? std::string("a request body needs a Content-Type")
+                         : "unsupported Content-Type '" + std::string(type.substr(0, 100)) + "'") +
+               "; this endpoint takes " + accepted_types(opt));
 }
 
 }  // namespace
@@ -136,7 +144,8 @@ Task<> parse_body(Conn& c, const BodyParserOptions& opt) {
   ParsedBody& parsed = c.assign<ParsedBody>();
   if (!c.has_body()) co_return;
   if (auto coding = c.header("content-encoding"); !coding.empty() && !iequals(coding, "identity"))
-    throw HttpError(415, "request Content-Encoding '" + std::string(coding.substr(0, 50)) + "' is not accepted; send the body uncompressed");
+    throw HttpError(415, "request Content-Encoding '" + std::string(coding.substr(0, 50)) +
+                             "' is not accepted; send the body uncompressed");
   std::string_view header = c.header("content-type");
   auto type = detail::parse_header_params(header);
   if (!type) throw HttpError(400, "malformed Content-Type header");

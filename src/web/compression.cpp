@@ -135,7 +135,8 @@ class CompressingConn final : public Conn {
     return inner_.inform(status, headers);
   }
 
-  Task<Upgraded> upgrade(std::string_view protocol, const std::vector<http::Header>& headers) override {
+  Task<Upgraded> upgrade(std::string_view protocol,
+                         const std::vector<http::Header>& headers) override {
     hand_over();
     auto upgraded = co_await inner_.upgrade(protocol, headers);
     take_back();
@@ -148,7 +149,8 @@ class CompressingConn final : public Conn {
   /// After the handler: ends a stream it left open (so the coded stream is
   /// complete), and hands the per-request state back.
   Task<> finish() {
-    if (started_ && !sent_ && inner_.response_started() && !inner_.response_sent()) co_await end_stream();
+    if (started_ && !sent_ && inner_.response_started() && !inner_.response_sent())
+      co_await end_stream();
   }
   void give_back() const { copy_state_back_to(inner_); }
 
@@ -157,9 +159,11 @@ class CompressingConn final : public Conn {
   // one that would be compressed for a client that asked.
   std::optional<ContentCoding> choose(int status, std::size_t size, bool streamed) {
     if (status < 200 || status == 204 || status == 206 || status == 304) return std::nullopt;
-    if (response_headers_.has("Content-Encoding") || response_headers_.has("Content-Range")) return std::nullopt;
+    if (response_headers_.has("Content-Encoding") || response_headers_.has("Content-Range"))
+      return std::nullopt;
     if (has_token(response_headers_.get("Cache-Control"), "no-transform")) return std::nullopt;
-    if (!opt_.compressible || !opt_.compressible(response_headers_.get("Content-Type"))) return std::nullopt;
+    if (!opt_.compressible || !opt_.compressible(response_headers_.get("Content-Type")))
+      return std::nullopt;
     if (!streamed && size < opt_.min_size) return std::nullopt;
     response_headers_.append_token("Vary", "Accept-Encoding");
     if (head_) return std::nullopt;
@@ -170,7 +174,8 @@ class CompressingConn final : public Conn {
     response_headers_.set("Content-Encoding", coding_name(coding));
     response_headers_.remove("Content-Length");
     std::string_view etag = response_headers_.get("ETag");
-    if (!etag.empty() && !etag.starts_with("W/")) response_headers_.set("ETag", "W/" + std::string(etag));
+    if (!etag.empty() && !etag.starts_with("W/"))
+      response_headers_.set("ETag", "W/" + std::string(etag));
   }
 
   // The response headers and flags go to the wrapped Conn before it writes...
@@ -194,17 +199,21 @@ class CompressingConn final : public Conn {
 
 void check_range(int value, int low, int high, const char* what) {
   if (value < low || value > high)
-    throw std::invalid_argument(std::string("compression: ") + what + " must be in " + std::to_string(low) + ".." +
-                                std::to_string(high) + ", not " + std::to_string(value));
+    throw std::invalid_argument(std::string("compression: ") + what + " must be in " +
+                                std::to_string(low) + ".." + std::to_string(high) + ", not " +
+                                std::to_string(value));
 }
 
 }  // namespace
 
 std::string_view coding_name(ContentCoding coding) noexcept {
   switch (coding) {
-    case ContentCoding::br: return "br";
-    case ContentCoding::zstd: return "zstd";
-    case ContentCoding::gzip: return "gzip";
+    case ContentCoding::br:
+      return "br";
+    case ContentCoding::zstd:
+      return "zstd";
+    case ContentCoding::gzip:
+      return "gzip";
   }
   return "identity";
 }
@@ -213,11 +222,19 @@ bool compressible_type(std::string_view content_type) noexcept {
   std::string_view t = trim(content_type.substr(0, content_type.find(';')));
   if (t.empty()) return false;
   if (istarts_with(t, "text/")) return true;
-  if (iends_with(t, "+json") || iends_with(t, "+xml")) return true;  // application/ld+json, image/svg+xml, …
-  static constexpr std::array<std::string_view, 11> types = {
-      "application/json",       "application/javascript", "application/x-javascript", "application/ecmascript",
-      "application/xml",        "application/wasm",       "application/yaml",         "application/toml",
-      "application/x-ndjson",   "application/manifest+json", "application/graphql-response+json"};
+  if (iends_with(t, "+json") || iends_with(t, "+xml"))
+    return true;  // application/ld+json, image/svg+xml, …
+  static constexpr std::array<std::string_view, 11> types = {"application/json",
+                                                             "application/javascript",
+                                                             "application/x-javascript",
+                                                             "application/ecmascript",
+                                                             "application/xml",
+                                                             "application/wasm",
+                                                             "application/yaml",
+                                                             "application/toml",
+                                                             "application/x-ndjson",
+                                                             "application/manifest+json",
+                                                             "application/graphql-response+json"};
   for (auto known : types)
     if (iequals(t, known)) return true;
   return false;
@@ -244,15 +261,20 @@ std::optional<ContentCoding> negotiate_coding(std::string_view accept_encoding,
         std::string_view param = trim(params.substr(0, next));
         std::size_t eq = param.find('=');
         if (eq != std::string_view::npos && iequals(trim(param.substr(0, eq)), "q"))
-          q = parse_qvalue(trim(param.substr(eq + 1))).value_or(0);  // a bad weight refuses: never guess yes
+          q = parse_qvalue(trim(param.substr(eq + 1)))
+                  .value_or(0);  // a bad weight refuses: never guess yes
         if (next == std::string_view::npos) break;
         params.remove_prefix(next + 1);
       }
     }
-    if (name == "*") star = q;
-    else if (iequals(name, "br")) named[int(ContentCoding::br)] = q;
-    else if (iequals(name, "zstd")) named[int(ContentCoding::zstd)] = q;
-    else if (iequals(name, "gzip") || iequals(name, "x-gzip")) named[int(ContentCoding::gzip)] = q;
+    if (name == "*")
+      star = q;
+    else if (iequals(name, "br"))
+      named[int(ContentCoding::br)] = q;
+    else if (iequals(name, "zstd"))
+      named[int(ContentCoding::zstd)] = q;
+    else if (iequals(name, "gzip") || iequals(name, "x-gzip"))
+      named[int(ContentCoding::gzip)] = q;
   }
   std::optional<ContentCoding> best;
   int best_q = 0;

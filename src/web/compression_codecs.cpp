@@ -24,8 +24,12 @@ constexpr int brotli_max_window = 22;
 // Room added to `out` per round of a streamed encoder.
 constexpr std::size_t out_step = 16 * 1024;
 
-const std::uint8_t* bytes(std::string_view s) noexcept { return reinterpret_cast<const std::uint8_t*>(s.data()); }
-std::uint8_t* bytes(std::string& s, std::size_t at) noexcept { return reinterpret_cast<std::uint8_t*>(s.data() + at); }
+const std::uint8_t* bytes(std::string_view s) noexcept {
+  return reinterpret_cast<const std::uint8_t*>(s.data());
+}
+std::uint8_t* bytes(std::string& s, std::size_t at) noexcept {
+  return reinterpret_cast<std::uint8_t*>(s.data() + at);
+}
 
 int brotli_window_for(std::size_t size) noexcept {
   int bits = size <= 1 ? 0 : int(std::bit_width(size - 1));
@@ -35,7 +39,8 @@ int brotli_window_for(std::size_t size) noexcept {
 class GzipEncoder final : public StreamEncoder {
  public:
   explicit GzipEncoder(int level) {
-    if (deflateInit2(&z_, level, Z_DEFLATED, 16 + gzip_window_bits, gzip_mem_level, Z_DEFAULT_STRATEGY) != Z_OK)
+    if (deflateInit2(&z_, level, Z_DEFLATED, 16 + gzip_window_bits, gzip_mem_level,
+                     Z_DEFAULT_STRATEGY) != Z_OK)
       throw std::bad_alloc();
   }
   ~GzipEncoder() override { deflateEnd(&z_); }
@@ -67,7 +72,8 @@ class GzipEncoder final : public StreamEncoder {
 
 class BrotliEncoder final : public StreamEncoder {
  public:
-  BrotliEncoder(int quality, int window_bits) : s_(BrotliEncoderCreateInstance(nullptr, nullptr, nullptr)) {
+  BrotliEncoder(int quality, int window_bits)
+      : s_(BrotliEncoderCreateInstance(nullptr, nullptr, nullptr)) {
     if (!s_) throw std::bad_alloc();
     BrotliEncoderSetParameter(s_, BROTLI_PARAM_QUALITY, std::uint32_t(quality));
     BrotliEncoderSetParameter(s_, BROTLI_PARAM_LGWIN, std::uint32_t(window_bits));
@@ -87,7 +93,9 @@ class BrotliEncoder final : public StreamEncoder {
       std::size_t n = 0;
       const std::uint8_t* produced = BrotliEncoderTakeOutput(s_, &n);
       out.append(reinterpret_cast<const char*>(produced), n);
-      if (avail_in == 0 && !BrotliEncoderHasMoreOutput(s_) && (!finish || BrotliEncoderIsFinished(s_))) return;
+      if (avail_in == 0 && !BrotliEncoderHasMoreOutput(s_) &&
+          (!finish || BrotliEncoderIsFinished(s_)))
+        return;
     }
   }
 
@@ -111,12 +119,14 @@ class ZstdEncoder final : public StreamEncoder {
     ZSTD_EndDirective mode = finish ? ZSTD_e_end : ZSTD_e_flush;
     for (;;) {
       std::size_t old = out.size();
-      std::size_t room = std::max(ZSTD_CStreamOutSize(), ZSTD_compressBound(input.size - input.pos));
+      std::size_t room =
+          std::max(ZSTD_CStreamOutSize(), ZSTD_compressBound(input.size - input.pos));
       out.resize(old + room);
       ZSTD_outBuffer output{out.data() + old, room, 0};
       std::size_t left = ZSTD_compressStream2(c_, &output, &input, mode);
       out.resize(old + output.pos);
-      if (ZSTD_isError(left)) throw std::runtime_error(std::string("zstd: ") + ZSTD_getErrorName(left));
+      if (ZSTD_isError(left))
+        throw std::runtime_error(std::string("zstd: ") + ZSTD_getErrorName(left));
       if (left == 0) return;  // flushed (or, with e_end, the frame is complete)
     }
   }
@@ -127,7 +137,8 @@ class ZstdEncoder final : public StreamEncoder {
 
 }  // namespace
 
-void compress(ContentCoding coding, std::string_view in, const CompressionOptions& options, std::string& out) {
+void compress(ContentCoding coding, std::string_view in, const CompressionOptions& options,
+              std::string& out) {
   std::size_t old = out.size();
   switch (coding) {
     case ContentCoding::gzip: {
@@ -138,8 +149,8 @@ void compress(ContentCoding coding, std::string_view in, const CompressionOption
       std::size_t room = BrotliEncoderMaxCompressedSize(in.size());
       if (room == 0) throw std::length_error("brotli: body too large to compress in one piece");
       out.resize(old + room);
-      if (!BrotliEncoderCompress(options.brotli_quality, brotli_window_for(in.size()), BROTLI_MODE_GENERIC, in.size(),
-                                 bytes(in), &room, bytes(out, old)))
+      if (!BrotliEncoderCompress(options.brotli_quality, brotli_window_for(in.size()),
+                                 BROTLI_MODE_GENERIC, in.size(), bytes(in), &room, bytes(out, old)))
         throw std::runtime_error("brotli: compression failed");
       out.resize(old + room);
       return;
@@ -149,7 +160,8 @@ void compress(ContentCoding coding, std::string_view in, const CompressionOption
       // small window, and the frame records the content size.
       std::size_t room = ZSTD_compressBound(in.size());
       out.resize(old + room);
-      std::size_t n = ZSTD_compress(out.data() + old, room, in.data(), in.size(), options.zstd_level);
+      std::size_t n =
+          ZSTD_compress(out.data() + old, room, in.data(), in.size(), options.zstd_level);
       if (ZSTD_isError(n)) throw std::runtime_error(std::string("zstd: ") + ZSTD_getErrorName(n));
       out.resize(old + n);
       return;
@@ -157,11 +169,15 @@ void compress(ContentCoding coding, std::string_view in, const CompressionOption
   }
 }
 
-std::unique_ptr<StreamEncoder> make_stream_encoder(ContentCoding coding, const CompressionOptions& options) {
+std::unique_ptr<StreamEncoder> make_stream_encoder(ContentCoding coding,
+                                                   const CompressionOptions& options) {
   switch (coding) {
-    case ContentCoding::gzip: return std::make_unique<GzipEncoder>(options.gzip_level);
-    case ContentCoding::br: return std::make_unique<BrotliEncoder>(options.brotli_quality, options.stream_window_bits);
-    case ContentCoding::zstd: return std::make_unique<ZstdEncoder>(options.zstd_level, options.stream_window_bits);
+    case ContentCoding::gzip:
+      return std::make_unique<GzipEncoder>(options.gzip_level);
+    case ContentCoding::br:
+      return std::make_unique<BrotliEncoder>(options.brotli_quality, options.stream_window_bits);
+    case ContentCoding::zstd:
+      return std::make_unique<ZstdEncoder>(options.zstd_level, options.stream_window_bits);
   }
   throw std::invalid_argument("unknown content coding");
 }

@@ -9,7 +9,8 @@
 namespace atl::web::codec {
 
 /// `in` as one complete stream of `coding`, appended to `out`.
-void compress(ContentCoding coding, std::string_view in, const CompressionOptions& options, std::string& out);
+void compress(ContentCoding coding, std::string_view in, const CompressionOptions& options,
+              std::string& out);
 
 /// A streamed encoder: each write() yields what the client can decode now.
 class StreamEncoder {
@@ -21,6 +22,7 @@ class StreamEncoder {
 };
 
 /// Throws std::bad_alloc if the codec cannot get its state.
-std::unique_ptr<StreamEncoder> make_stream_encoder(ContentCoding coding, const CompressionOptions& options);
+std::unique_ptr<StreamEncoder> make_stream_encoder(ContentCoding coding,
+                                                   const CompressionOptions& options);
 
 }  // namespace atl::web::codec

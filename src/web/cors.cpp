@@ -46,7 +46,8 @@ struct Policy {
   }
   // The credential and origin headers every allowed response carries.
   void allow(Conn& c, std::string_view origin) const {
-    c.set_header("Access-Control-Allow-Origin", any && !credentials ? std::string_view("*") : origin);
+    c.set_header("Access-Control-Allow-Origin",
+                 any && !credentials ? std::string_view("*") : origin);
     if (credentials) c.set_header("Access-Control-Allow-Credentials", "true");
   }
 };
@@ -61,11 +62,13 @@ Middleware cors(CorsOptions options) {
       continue;
     }
     if (!valid_origin(o))
-      throw std::invalid_argument("cors: origin '" + o + "' is not scheme://host[:port] (no path, no trailing slash)");
+      throw std::invalid_argument("cors: origin '" + o +
+                                  "' is not scheme://host[:port] (no path, no trailing slash)");
     p->origins.push_back(o);
   }
   if (p->any && options.credentials)
-    throw std::invalid_argument("cors: credentials with origin \"*\" would let any site act as the user; list the origins");
+    throw std::invalid_argument(
+        "cors: credentials with origin \"*\" would let any site act as the user; list the origins");
   p->methods = join(options.methods);
   for (const auto& h : options.allow_headers) p->echo_headers |= h == "*";
   p->allow_headers = join(options.allow_headers);
@@ -96,15 +99,18 @@ Middleware cors(CorsOptions options) {
       keep->allow(c, origin);
       if (!keep->methods.empty()) c.set_header("Access-Control-Allow-Methods", keep->methods);
       std::string_view asked = c.header("access-control-request-headers");
-      if (keep->echo_headers && !asked.empty()) c.set_header("Access-Control-Allow-Headers", asked);
-      else if (!keep->allow_headers.empty()) c.set_header("Access-Control-Allow-Headers", keep->allow_headers);
+      if (keep->echo_headers && !asked.empty())
+        c.set_header("Access-Control-Allow-Headers", asked);
+      else if (!keep->allow_headers.empty())
+        c.set_header("Access-Control-Allow-Headers", keep->allow_headers);
       if (!keep->max_age.empty()) c.set_header("Access-Control-Max-Age", keep->max_age);
       co_await c.send(204, "");
       co_return;
     }
     if (allowed) {
       keep->allow(c, origin);
-      if (!keep->expose_headers.empty()) c.set_header("Access-Control-Expose-Headers", keep->expose_headers);
+      if (!keep->expose_headers.empty())
+        c.set_header("Access-Control-Expose-Headers", keep->expose_headers);
     }
     co_await next(c);
   };

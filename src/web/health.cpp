@@ -28,6 +28,8 @@ App health(HealthOptions options) {
   };
 }
 
-Middleware health_middleware(HealthOptions options) { return fall_through(health(std::move(options))); }
+Middleware health_middleware(HealthOptions options) {
+  return fall_through(health(std::move(options)));
+}
 
 }  // namespace atl::web

@@ -21,7 +21,9 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-[[noreturn]] void malformed(const std::string& what) { throw HttpError(400, "malformed multipart body: " + what); }
+[[noreturn]] void malformed(const std::string& what) {
+  throw HttpError(400, "malformed multipart body: " + what);
+}
 
 // A part's headers: only the two that form-data uses.
 struct PartHeaders {
@@ -44,15 +46,17 @@ PartHeaders parse_part_headers(std::string_view block, std::size_t index) {
       malformed("part " + std::to_string(index) + " has a header line without a name");
     std::string_view name = line.substr(0, colon);
     std::string_view value = trim(line.substr(colon + 1));
-    if (iequals(name, "content-disposition")) h.disposition = value;
-    else if (iequals(name, "content-type")) h.content_type = value;
+    if (iequals(name, "content-disposition"))
+      h.disposition = value;
+    else if (iequals(name, "content-type"))
+      h.content_type = value;
   }
   return h;
 }
 
 // Adds one part to `out` by its Content-Disposition.
-void add_part(const PartHeaders& h, std::string_view content, std::size_t index, const BodyParserOptions& opt,
-              ParsedBody& out) {
+void add_part(const PartHeaders& h, std::string_view content, std::size_t index,
+              const BodyParserOptions& opt, ParsedBody& out) {
   std::string where = "part " + std::to_string(index);
   if (h.disposition.empty()) malformed(where + " has no Content-Disposition header");
   auto disposition = parse_header_params(h.disposition);
@@ -64,7 +68,8 @@ void add_part(const PartHeaders& h, std::string_view content, std::size_t index,
   // RFC 7578 §4.2 discourages filename*, but some clients send it for
   // non-ASCII names: take it when it is the UTF-8 form.
   std::optional<std::string> extended;
-  if (auto star = disposition->get("filename*"); star && star->size() > 7 && iequals(star->substr(0, 7), "utf-8''")) {
+  if (auto star = disposition->get("filename*");
+      star && star->size() > 7 && iequals(star->substr(0, 7), "utf-8''")) {
     extended = http::percent_decode_path(star->substr(7));
     if (!extended) malformed(where + " has a bad percent-escape in filename*");
   }
@@ -75,7 +80,8 @@ void add_part(const PartHeaders& h, std::string_view content, std::size_t index,
     UploadedFile f;
     f.field = *name;
     f.filename = extended ? std::move(*extended) : std::string(*filename);
-    f.content_type = h.content_type.empty() ? "application/octet-stream" : std::string(h.content_type);
+    f.content_type =
+        h.content_type.empty() ? "application/octet-stream" : std::string(h.content_type);
     f.data.assign(content);
     out.files.push_back(std::move(f));
   } else {
@@ -149,11 +155,13 @@ void parse_multipart(std::string_view body, std::string_view boundary, const Bod
   }
   for (std::size_t index = 1;; ++index) {
     if (body.substr(pos, 2) == "--") return;  // the close delimiter; an epilogue is ignored
-    while (pos < body.size() && (body[pos] == ' ' || body[pos] == '\t')) ++pos;  // transport padding
+    while (pos < body.size() && (body[pos] == ' ' || body[pos] == '\t'))
+      ++pos;  // transport padding
     if (body.substr(pos, 2) != "\r\n") malformed("a boundary line is not followed by CRLF");
     pos += 2;
     if (index > opt.max_parts)
-      throw HttpError(413, "multipart body has more than " + std::to_string(opt.max_parts) + " parts");
+      throw HttpError(413,
+                      "multipart body has more than " + std::to_string(opt.max_parts) + " parts");
     // The part's headers end at an empty line (which may come first: no headers).
     std::size_t content_start;
     std::string_view header_block;
@@ -164,17 +172,19 @@ void parse_multipart(std::string_view body, std::string_view boundary, const Bod
       std::size_t end = body.substr(pos, window).find("\r\n\r\n");
       if (end == std::string_view::npos) {
         if (body.size() - pos >= window)
-          throw HttpError(413, "headers of multipart part " + std::to_string(index) + " are over the limit of " +
-                                   std::to_string(opt.max_part_header) + " bytes");
+          throw HttpError(413, "headers of multipart part " + std::to_string(index) +
+                                   " are over the limit of " + std::to_string(opt.max_part_header) +
+                                   " bytes");
         malformed("the headers of part " + std::to_string(index) + " do not end");
       }
       header_block = body.substr(pos, end);
       content_start = pos + end + 4;
     }
     std::size_t content_end = body.find(next_delimiter, content_start);
-    if (content_end == std::string_view::npos) malformed("it ends without the closing boundary '" + delimiter + "--'");
-    add_part(parse_part_headers(header_block, index), body.substr(content_start, content_end - content_start), index,
-             opt, out);
+    if (content_end == std::string_view::npos)
+      malformed("it ends without the closing boundary '" + delimiter + "--'");
+    add_part(parse_part_headers(header_block, index),
+             body.substr(content_start, content_end - content_start), index, opt, out);
     pos = content_end + next_delimiter.size();
   }
 }

@@ -27,7 +27,7 @@ std::optional<HeaderParams> parse_header_params(std::string_view header);
 /// Parses a multipart/form-data `body` delimited by `boundary` into `out`'s
 /// fields and files. Throws http::HttpError 400 (malformed) or 413 (over a
 /// limit in `options`).
-void parse_multipart(std::string_view body, std::string_view boundary, const BodyParserOptions& options,
-                     ParsedBody& out);
+void parse_multipart(std::string_view body, std::string_view boundary,
+                     const BodyParserOptions& options, ParsedBody& out);
 
 }  // namespace atl::web::detail

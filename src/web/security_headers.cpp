@@ -32,7 +32,8 @@ Middleware security_headers(SecurityHeadersOptions options) {
   return [headers = std::shared_ptr<const Headers>(h)](Conn& c, const App& next) -> Task<> {
     auto keep = headers;  // the frame holds the headers, whatever happens to the closure
     for (const auto& [name, value] : keep->always) c.set_header(name, value);
-    if (!keep->hsts.empty() && c.scheme() == "https") c.set_header("Strict-Transport-Security", keep->hsts);
+    if (!keep->hsts.empty() && c.scheme() == "https")
+      c.set_header("Strict-Transport-Security", keep->hsts);
     co_await next(c);
   };
 }

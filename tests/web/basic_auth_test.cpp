@@ -45,7 +45,8 @@ HttpReply get(std::uint16_t port, const std::string& authorization) {
 struct Server : HttpTestServer {
   Server()
       : HttpTestServer(web::pipeline(
-            {web::basic_auth({.realm = "the \"back\" office", .users = {{"ada", "lovelace"}, {"grace", "pa:ss wörd"}}})},
+            {web::basic_auth({.realm = "the \"back\" office",
+                              .users = {{"ada", "lovelace"}, {"grace", "pa:ss wörd"}}})},
             app)) {}
 };
 
@@ -55,7 +56,8 @@ TEST(BasicAuth, NoCredentialsGet401WithAChallenge) {
   Server s;
   auto r = get(s.port(), "");
   EXPECT_EQ(r.status, 401);
-  EXPECT_EQ(r.header("www-authenticate"), "Basic realm=\"the \\\"back\\\" office\", charset=\"UTF-8\"");
+  EXPECT_EQ(r.header("www-authenticate"),
+            "Basic realm=\"the \\\"back\\\" office\", charset=\"UTF-8\"");
   EXPECT_EQ(r.body, "Unauthorized: credentials required\n");
   EXPECT_EQ(get(s.port(), "Bearer abc").status, 401);
 }
@@ -71,7 +73,8 @@ TEST(BasicAuth, RightCredentialsPass) {
 
 TEST(BasicAuth, WrongCredentialsGet401) {
   Server s;
-  for (const char* pair : {"ada:Lovelace", "ada:", "ada:lovelace ", "Ada:lovelace", "grace:lovelace", ":", "nobody:x"}) {
+  for (const char* pair : {"ada:Lovelace", "ada:", "ada:lovelace ", "Ada:lovelace",
+                           "grace:lovelace", ":", "nobody:x"}) {
     auto r = get(s.port(), "Basic " + base64(pair));
     EXPECT_EQ(r.status, 401) << pair;
     EXPECT_EQ(r.body, "Unauthorized: wrong user name or password\n") << pair;
@@ -81,20 +84,25 @@ TEST(BasicAuth, WrongCredentialsGet401) {
 
 TEST(BasicAuth, MalformedCredentialsGet401) {
   Server s;
-  for (const std::string& h : std::vector<std::string>{"Basic !!!!", "Basic " + base64("no colon"), "Basic", "Basic a"}) {
+  for (const std::string& h :
+       std::vector<std::string>{"Basic !!!!", "Basic " + base64("no colon"), "Basic", "Basic a"}) {
     auto r = get(s.port(), h);
     EXPECT_EQ(r.status, 401) << h;
     EXPECT_TRUE(r.has("www-authenticate"));
   }
-  EXPECT_EQ(get(s.port(), "Basic !!!!").body, "Unauthorized: malformed Basic credentials (expected base64 of user:password)\n");
+  EXPECT_EQ(get(s.port(), "Basic !!!!").body,
+            "Unauthorized: malformed Basic credentials (expected base64 of user:password)\n");
 }
 
 TEST(BasicAuth, AVerifyFunctionInstead) {
   HttpTestServer s(web::pipeline(
-      {web::basic_auth({.verify = [](std::string_view u, std::string_view p) { return u == "svc" && p == "token"; }})}, app));
+      {web::basic_auth({.verify = [](std::string_view u,
+                                     std::string_view p) { return u == "svc" && p == "token"; }})},
+      app));
   EXPECT_EQ(get(s.port(), "Basic " + base64("svc:token")).body, "hello svc\n");
   EXPECT_EQ(get(s.port(), "Basic " + base64("svc:nope")).status, 401);
-  EXPECT_EQ(get(s.port(), "").header("www-authenticate"), "Basic realm=\"restricted\", charset=\"UTF-8\"");
+  EXPECT_EQ(get(s.port(), "").header("www-authenticate"),
+            "Basic realm=\"restricted\", charset=\"UTF-8\"");
 }
 
 TEST(BasicAuth, RefusesAGateNobodyCanPass) {

@@ -30,8 +30,10 @@ Task<> describe(http::Conn& c) {
     if (p->kind == ParsedBody::Kind::json) out += p->json.dump() + "\n";
     for (const auto& [k, v] : p->fields) out += "field " + k + "=" + v + "\n";
     for (const auto& f : p->files) {
-      out += "file " + f.field + " '" + f.filename + "' " + f.content_type + " " + std::to_string(f.data.size());
-      if (f.data.size() <= 64) out += " " + f.data;  // (no ?: with temporaries in a coroutine: GCC 12)
+      out += "file " + f.field + " '" + f.filename + "' " + f.content_type + " " +
+             std::to_string(f.data.size());
+      if (f.data.size() <= 64)
+        out += " " + f.data;  // (no ?: with temporaries in a coroutine: GCC 12)
       out += "\n";
     }
   }
@@ -43,7 +45,8 @@ Task<> describe(http::Conn& c) {
 }
 
 struct Server : HttpTestServer {
-  explicit Server(web::BodyParserOptions o = {}) : HttpTestServer(web::pipeline({web::body_parser(std::move(o))}, describe)) {}
+  explicit Server(web::BodyParserOptions o = {})
+      : HttpTestServer(web::pipeline({web::body_parser(std::move(o))}, describe)) {}
 };
 
 HttpReply post(std::uint16_t port, const std::string& type, const std::string& body,
@@ -69,7 +72,8 @@ std::string field_part(const std::string& name, const std::string& value) {
 
 TEST(BodyParser, Json) {
   Server s;
-  auto r = post(s.port(), "application/json; charset=utf-8", R"({"a": [1, 2, {"b": null}], "c": "é"})");
+  auto r =
+      post(s.port(), "application/json; charset=utf-8", R"({"a": [1, 2, {"b": null}], "c": "é"})");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, "json\n{\"a\":[1,2,{\"b\":null}],\"c\":\"é\"}\n");
   EXPECT_EQ(post(s.port(), "application/problem+json", "[true]").body, "json\n[true]\n");
@@ -77,9 +81,10 @@ TEST(BodyParser, Json) {
 
 TEST(BodyParser, JsonArrivingChunked) {
   Server s;
-  auto r = http_exchange(s.port(),
-                         "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                         "Transfer-Encoding: chunked\r\n\r\n4\r\n{\"k\"\r\n3\r\n:42\r\n1\r\n}\r\n0\r\n\r\n");
+  auto r = http_exchange(
+      s.port(),
+      "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n4\r\n{\"k\"\r\n3\r\n:42\r\n1\r\n}\r\n0\r\n\r\n");
   EXPECT_EQ(r.body, "json\n{\"k\":42}\n");
 }
 
@@ -87,7 +92,8 @@ TEST(BodyParser, MalformedJsonIs400AndSaysWhere) {
   Server s;
   auto r = post(s.port(), "application/json", "{\"a\": 1,\n \"b\": }");
   EXPECT_EQ(r.status, 400);
-  EXPECT_NE(r.body.find("malformed JSON body: parse error at line 2, column 7"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("malformed JSON body: parse error at line 2, column 7"), std::string::npos)
+      << r.body;
   EXPECT_EQ(post(s.port(), "application/json", "[1, 2").status, 400);
   EXPECT_EQ(post(s.port(), "application/json", "\"\xff\"").status, 400);  // not UTF-8
 }
@@ -102,7 +108,8 @@ TEST(BodyParser, JsonLimits) {
   EXPECT_NE(deep.body.find("nested deeper than 8 levels"), std::string::npos) << deep.body;
   // Brackets inside strings are text, not nesting.
   EXPECT_EQ(post(s.port(), "application/json", "[\"[[[[[[[[[[[[\"]").status, 200);
-  EXPECT_EQ(post(s.port(), "application/json", std::string(8, '[') + std::string(8, ']')).status, 200);
+  EXPECT_EQ(post(s.port(), "application/json", std::string(8, '[') + std::string(8, ']')).status,
+            200);
 }
 
 TEST(BodyParser, JsonInAnotherCharsetIs415) {
@@ -114,7 +121,8 @@ TEST(BodyParser, JsonInAnotherCharsetIs415) {
 
 TEST(BodyParser, UrlEncodedForm) {
   Server s;
-  auto r = post(s.port(), "application/x-www-form-urlencoded", "a=1&b=hello+world&&c=%C3%A9%26&flag&a=2");
+  auto r = post(s.port(), "application/x-www-form-urlencoded",
+                "a=1&b=hello+world&&c=%C3%A9%26&flag&a=2");
   EXPECT_EQ(r.body, "form\nfield a=1\nfield b=hello world\nfield c=é&\nfield flag=\nfield a=2\n");
 }
 
@@ -128,7 +136,9 @@ TEST(BodyParser, BadPercentEscapeIs400) {
 
 TEST(BodyParser, FormLimits) {
   Server s({.form_limit = 64, .max_fields = 3});
-  EXPECT_EQ(post(s.port(), "application/x-www-form-urlencoded", "a=" + std::string(100, 'x')).status, 413);
+  EXPECT_EQ(
+      post(s.port(), "application/x-www-form-urlencoded", "a=" + std::string(100, 'x')).status,
+      413);
   auto many = post(s.port(), "application/x-www-form-urlencoded", "a=1&b=2&c=3&d=4");
   EXPECT_EQ(many.status, 413);
   EXPECT_NE(many.body.find("more than 3 fields"), std::string::npos) << many.body;
@@ -139,18 +149,22 @@ TEST(BodyParser, FormLimits) {
 
 TEST(BodyParser, MultipartFieldsAndFiles) {
   Server s;
-  std::string body = multipart("XyZ", {field_part("title", "Hello"),
-                                       "Content-Disposition: form-data; name=\"doc\"; filename=\"a \\\"b\\\".txt\"\r\n"
-                                       "Content-Type: text/plain\r\n\r\nline 1\r\nline 2",
-                                       "Content-Disposition: form-data; name=\"blob\"; filename=\"x.bin\"\r\n\r\n" +
-                                           std::string("\0\1\2", 3),
-                                       field_part("title", "")},
-                          "this is a preamble\r\n", "and an epilogue");
+  std::string body =
+      multipart("XyZ",
+                {field_part("title", "Hello"),
+                 "Content-Disposition: form-data; name=\"doc\"; filename=\"a \\\"b\\\".txt\"\r\n"
+                 "Content-Type: text/plain\r\n\r\nline 1\r\nline 2",
+                 "Content-Disposition: form-data; name=\"blob\"; filename=\"x.bin\"\r\n\r\n" +
+                     std::string("\0\1\2", 3),
+                 field_part("title", "")},
+                "this is a preamble\r\n", "and an epilogue");
   auto r = post(s.port(), "multipart/form-data; boundary=XyZ", body);
   EXPECT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(r.body, "multipart\nfield title=Hello\nfield title=\n"
-                    "file doc 'a \"b\".txt' text/plain 14 line 1\r\nline 2\n"
-                    "file blob 'x.bin' application/octet-stream 3 " + std::string("\0\1\2", 3) + "\n");
+  EXPECT_EQ(r.body,
+            "multipart\nfield title=Hello\nfield title=\n"
+            "file doc 'a \"b\".txt' text/plain 14 line 1\r\nline 2\n"
+            "file blob 'x.bin' application/octet-stream 3 " +
+                std::string("\0\1\2", 3) + "\n");
 }
 
 TEST(BodyParser, MultipartFromCurl) {
@@ -178,8 +192,11 @@ TEST(BodyParser, MultipartFromCurl) {
 
 TEST(BodyParser, MultipartExtendedFilename) {
   Server s;
-  auto r = post(s.port(), "multipart/form-data; boundary=\"b b\"",
-                multipart("b b", {"Content-Disposition: form-data; name=f; filename*=UTF-8''na%C3%AFve.txt\r\n\r\nx"}));
+  auto r = post(
+      s.port(), "multipart/form-data; boundary=\"b b\"",
+      multipart(
+          "b b",
+          {"Content-Disposition: form-data; name=f; filename*=UTF-8''na%C3%AFve.txt\r\n\r\nx"}));
   EXPECT_EQ(r.body, "multipart\nfile f 'naïve.txt' application/octet-stream 1 x\n");
 }
 
@@ -192,34 +209,52 @@ TEST(BodyParser, MalformedMultipartIs400) {
   };
   std::string type = "multipart/form-data; boundary=B";
   expect_400("multipart/form-data", multipart("B", {field_part("a", "1")}), "needs a boundary");
-  expect_400(type, "--B\r\n" + field_part("a", "1") + "\r\n", "without the closing boundary '--B--'");
+  expect_400(type, "--B\r\n" + field_part("a", "1") + "\r\n",
+             "without the closing boundary '--B--'");
   expect_400(type, "no delimiter here", "no boundary line '--B'");
-  expect_400(type, multipart("B", {"Content-Disposition: form-data\r\n\r\nx"}), "part 1 has no name");
+  expect_400(type, multipart("B", {"Content-Disposition: form-data\r\n\r\nx"}),
+             "part 1 has no name");
   expect_400(type, multipart("B", {field_part("a", "1"), "Content-Type: text/plain\r\n\r\nx"}),
              "part 2 has no Content-Disposition");
-  expect_400(type, multipart("B", {"Content-Disposition: attachment; name=a\r\n\r\nx"}), "not 'form-data'");
-  expect_400(type, multipart("B", {"Content-Disposition: form-data; name=\"a\r\n\r\nx"}), "malformed Content-Disposition");
+  expect_400(type, multipart("B", {"Content-Disposition: attachment; name=a\r\n\r\nx"}),
+             "not 'form-data'");
+  expect_400(type, multipart("B", {"Content-Disposition: form-data; name=\"a\r\n\r\nx"}),
+             "malformed Content-Disposition");
   expect_400(type, "--B\r\nContent-Disposition: form-data; name=a", "do not end");
-  expect_400(type, multipart("B", {"Content-Disposition: form-data;\r\n name=a\r\n\r\nx"}), "folded header");
+  expect_400(type, multipart("B", {"Content-Disposition: form-data;\r\n name=a\r\n\r\nx"}),
+             "folded header");
 }
 
 TEST(BodyParser, MultipartLimits) {
-  Server s({.multipart_limit = 4096, .max_parts = 3, .max_field_size = 10, .max_file_size = 20, .max_part_header = 100});
+  Server s({.multipart_limit = 4096,
+            .max_parts = 3,
+            .max_field_size = 10,
+            .max_file_size = 20,
+            .max_part_header = 100});
   std::string type = "multipart/form-data; boundary=B";
   auto status = [&](const std::string& body) { return post(s.port(), type, body); };
-  auto parts = status(multipart("B", {field_part("a", "1"), field_part("b", "2"), field_part("c", "3"), field_part("d", "4")}));
+  auto parts = status(multipart("B", {field_part("a", "1"), field_part("b", "2"),
+                                      field_part("c", "3"), field_part("d", "4")}));
   EXPECT_EQ(parts.status, 413);
   EXPECT_NE(parts.body.find("more than 3 parts"), std::string::npos) << parts.body;
   auto field = status(multipart("B", {field_part("long", std::string(11, 'x'))}));
   EXPECT_EQ(field.status, 413);
-  EXPECT_NE(field.body.find("form field 'long' is over the limit of 10 bytes"), std::string::npos) << field.body;
-  auto file = status(multipart("B", {"Content-Disposition: form-data; name=f; filename=a\r\n\r\n" + std::string(21, 'x')}));
+  EXPECT_NE(field.body.find("form field 'long' is over the limit of 10 bytes"), std::string::npos)
+      << field.body;
+  auto file = status(multipart(
+      "B", {"Content-Disposition: form-data; name=f; filename=a\r\n\r\n" + std::string(21, 'x')}));
   EXPECT_EQ(file.status, 413);
-  EXPECT_NE(file.body.find("uploaded file 'f' is over the limit of 20 bytes"), std::string::npos) << file.body;
-  auto header = status(multipart("B", {"X-Filler: " + std::string(200, 'h') + "\r\n" + field_part("a", "1")}));
+  EXPECT_NE(file.body.find("uploaded file 'f' is over the limit of 20 bytes"), std::string::npos)
+      << file.body;
+  auto header = status(
+      multipart("B", {"X-Filler: " + std::string(200, 'h') + "\r\n" + field_part("a", "1")}));
   EXPECT_EQ(header.status, 413);
-  EXPECT_EQ(status(multipart("B", {field_part("a", std::string(5000, 'x'))})).status, 413);  // the whole body
-  EXPECT_EQ(status(multipart("B", {field_part("a", "1"), field_part("b", "2"), field_part("c", "3")})).status, 200);
+  EXPECT_EQ(status(multipart("B", {field_part("a", std::string(5000, 'x'))})).status,
+            413);  // the whole body
+  EXPECT_EQ(
+      status(multipart("B", {field_part("a", "1"), field_part("b", "2"), field_part("c", "3")}))
+          .status,
+      200);
 }
 
 TEST(BodyParser, ItsLimitReplacesTheServersBodyLimit) {
@@ -247,7 +282,8 @@ TEST(BodyParser, RequiredRefusesOtherTypesWith415) {
   Server s({.form = false, .required = true});
   auto r = post(s.port(), "text/plain", "x");
   EXPECT_EQ(r.status, 415);
-  EXPECT_NE(r.body.find("unsupported Content-Type 'text/plain'; this endpoint takes application/json, multipart/form-data"),
+  EXPECT_NE(r.body.find("unsupported Content-Type 'text/plain'; this endpoint takes "
+                        "application/json, multipart/form-data"),
             std::string::npos)
       << r.body;
   EXPECT_EQ(post(s.port(), "application/x-www-form-urlencoded", "a=1").status, 415);

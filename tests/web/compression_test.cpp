@@ -25,7 +25,8 @@ namespace {
 
 // Text that compresses, but not to nothing: words drawn by a small LCG.
 std::string text(std::size_t n, unsigned seed = 7) {
-  static const char* words[] = {"atoll ", "lagoon ", "reef ", "coral ", "tide ", "palm ", "surf ", "sand\n"};
+  static const char* words[] = {"atoll ", "lagoon ", "reef ", "coral ",
+                                "tide ",  "palm ",   "surf ", "sand\n"};
   std::string s;
   while (s.size() < n) {
     seed = seed * 1103515245u + 12345u;
@@ -92,7 +93,8 @@ class Decoder {
       for (;;) {
         auto* next_out = reinterpret_cast<std::uint8_t*>(buf);
         std::size_t avail_out = sizeof buf;
-        auto rc = BrotliDecoderDecompressStream(br_, &avail_in, &next_in, &avail_out, &next_out, nullptr);
+        auto rc =
+            BrotliDecoderDecompressStream(br_, &avail_in, &next_in, &avail_out, &next_out, nullptr);
         out.append(buf, sizeof buf - avail_out);
         if (rc == BROTLI_DECODER_RESULT_SUCCESS) {
           done_ = true;
@@ -224,15 +226,16 @@ Task<> app(http::Conn& c) {
   }
 }
 
-HttpReply get(std::uint16_t port, const std::string& target, const std::string& accept = "gzip, br, zstd",
-              const std::string& method = "GET") {
+HttpReply get(std::uint16_t port, const std::string& target,
+              const std::string& accept = "gzip, br, zstd", const std::string& method = "GET") {
   std::vector<std::string> h;
   if (!accept.empty()) h.push_back("Accept-Encoding: " + accept);
   return request(port, method, target, h);
 }
 
 struct Server : HttpTestServer {
-  explicit Server(web::CompressionOptions o = {}) : HttpTestServer(web::pipeline({web::compression(std::move(o))}, app)) {}
+  explicit Server(web::CompressionOptions o = {})
+      : HttpTestServer(web::pipeline({web::compression(std::move(o))}, app)) {}
 };
 
 }  // namespace
@@ -263,7 +266,9 @@ TEST(Compression, JsonIsCompressedToo) {
 
 TEST(Compression, NegotiatesByQValueThenServerPreference) {
   Server s;
-  auto coding_for = [&](const std::string& accept) { return get(s.port(), "/text", accept).header("content-encoding"); };
+  auto coding_for = [&](const std::string& accept) {
+    return get(s.port(), "/text", accept).header("content-encoding");
+  };
   EXPECT_EQ(coding_for("gzip, deflate, br, zstd"), "br");  // a tie: br > zstd > gzip
   EXPECT_EQ(coding_for("zstd, gzip"), "zstd");
   EXPECT_EQ(coding_for("gzip;q=1.0, br;q=0.5, zstd;q=0.8"), "gzip");
@@ -358,9 +363,9 @@ TEST(Compression, StreamsAreFlushedChunkByChunk) {
     SCOPED_TRACE(coding);
     UniqueFd fd(connect_tcp(s.port()));
     ASSERT_TRUE(fd);
-    ASSERT_TRUE(send_all(fd.get(),
-                         "POST /stream HTTP/1.1\r\nHost: x\r\nAccept-Encoding: " + coding +
-                             "\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"));
+    ASSERT_TRUE(
+        send_all(fd.get(), "POST /stream HTTP/1.1\r\nHost: x\r\nAccept-Encoding: " + coding +
+                               "\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"));
     ChunkReader reader(fd.get());
     auto head = reader.head();
     ASSERT_TRUE(head);
@@ -399,7 +404,8 @@ TEST(Compression, AStreamLeftOpenIsFinished) {
 TEST(Compression, RequestBodiesAndErrorsPassThrough) {
   Server s;
   std::string body = text(10'000, 9);
-  auto r = request(s.port(), "POST", "/echo", {"Accept-Encoding: gzip", "Content-Type: text/plain"}, body);
+  auto r = request(s.port(), "POST", "/echo", {"Accept-Encoding: gzip", "Content-Type: text/plain"},
+                   body);
   EXPECT_EQ(r.header("content-encoding"), "gzip");
   EXPECT_TRUE(decode("gzip", r.body) == body);
 
@@ -423,7 +429,8 @@ TEST(Compression, StateCrossesTheWrapperBothWays) {
     c.request_id = "rid-1";
     c.set_header("X-Outer", "yes");
     co_await next(c);
-    bool back = c.find_assign<Marker>()->value == "outer+inner" && c.request_id == "rid-2" && c.closing();
+    bool back =
+        c.find_assign<Marker>()->value == "outer+inner" && c.request_id == "rid-2" && c.closing();
     verdict = back ? 1 : 2;
   };
   http::App inner = [](http::Conn& c) -> Task<> {
@@ -455,9 +462,11 @@ TEST(Compression, RefusesLevelsOutsideTheCodecRange) {
 }
 
 TEST(Compression, CompressibleTypes) {
-  for (auto t : {"text/html; charset=utf-8", "TEXT/CSS", "application/json", "application/problem+json",
-                 "application/javascript", "image/svg+xml", "application/xml", "application/wasm"})
+  for (auto t :
+       {"text/html; charset=utf-8", "TEXT/CSS", "application/json", "application/problem+json",
+        "application/javascript", "image/svg+xml", "application/xml", "application/wasm"})
     EXPECT_TRUE(web::compressible_type(t)) << t;
-  for (auto t : {"", "image/png", "application/octet-stream", "video/mp4", "application/zip", "font/woff2"})
+  for (auto t :
+       {"", "image/png", "application/octet-stream", "video/mp4", "application/zip", "font/woff2"})
     EXPECT_FALSE(web::compressible_type(t)) << t;
 }

@@ -16,7 +16,8 @@ Task<> app(http::Conn& c) {
   co_await c.send(200, "data from " + std::string(c.method()) + "\n");
 }
 
-HttpReply preflight(std::uint16_t port, const std::string& origin, const std::string& method = "PUT",
+HttpReply preflight(std::uint16_t port, const std::string& origin,
+                    const std::string& method = "PUT",
                     const std::string& headers = "content-type, x-token") {
   std::vector<std::string> h = {"Origin: " + origin, "Access-Control-Request-Method: " + method};
   if (!headers.empty()) h.push_back("Access-Control-Request-Headers: " + headers);
@@ -26,11 +27,12 @@ HttpReply preflight(std::uint16_t port, const std::string& origin, const std::st
 }  // namespace
 
 TEST(Cors, PreflightFromAnAllowedOrigin) {
-  HttpTestServer s(web::pipeline({web::cors({.origins = {"https://app.example", "http://localhost:3000"},
-                                             .methods = {"GET", "PUT", "DELETE"},
-                                             .allow_headers = {"Content-Type", "X-Token"},
-                                             .max_age = 3600})},
-                                 app));
+  HttpTestServer s(
+      web::pipeline({web::cors({.origins = {"https://app.example", "http://localhost:3000"},
+                                .methods = {"GET", "PUT", "DELETE"},
+                                .allow_headers = {"Content-Type", "X-Token"},
+                                .max_age = 3600})},
+                    app));
   auto r = preflight(s.port(), "http://localhost:3000");
   EXPECT_EQ(r.status, 204);
   EXPECT_EQ(r.header("access-control-allow-origin"), "http://localhost:3000");
@@ -53,7 +55,8 @@ TEST(Cors, PreflightFromAnotherOriginIs403) {
 }
 
 TEST(Cors, ActualRequests) {
-  HttpTestServer s(web::pipeline({web::cors({.origins = {"https://app.example"}, .expose_headers = {"X-Total"}})}, app));
+  HttpTestServer s(web::pipeline(
+      {web::cors({.origins = {"https://app.example"}, .expose_headers = {"X-Total"}})}, app));
   auto ok = request(s.port(), "GET", "/api", {"Origin: https://app.example"});
   EXPECT_EQ(ok.status, 200);
   EXPECT_EQ(ok.body, "data from GET\n");
@@ -89,7 +92,8 @@ TEST(Cors, AnyOrigin) {
 }
 
 TEST(Cors, Credentials) {
-  HttpTestServer s(web::pipeline({web::cors({.origins = {"https://app.example"}, .credentials = true, .max_age = -1})}, app));
+  HttpTestServer s(web::pipeline(
+      {web::cors({.origins = {"https://app.example"}, .credentials = true, .max_age = -1})}, app));
   auto r = request(s.port(), "GET", "/api", {"Origin: https://app.example", "Cookie: session=1"});
   EXPECT_EQ(r.header("access-control-allow-origin"), "https://app.example");
   EXPECT_EQ(r.header("access-control-allow-credentials"), "true");

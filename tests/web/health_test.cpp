@@ -75,7 +75,8 @@ TEST(Health, OtherMethodsGet405) {
 
 TEST(Health, AFailedCheckIs503) {
   std::atomic<bool> ready{false};
-  HttpTestServer s(web::pipeline({web::health_middleware({.check = [&] { return ready.load(); }})}, fallback));
+  HttpTestServer s(
+      web::pipeline({web::health_middleware({.check = [&] { return ready.load(); }})}, fallback));
   auto r = request(s.port(), "GET", "/health");
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(r.body, R"({"status":"unavailable"})");

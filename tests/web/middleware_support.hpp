@@ -19,8 +19,10 @@ namespace atl::test {
 /// (drained) when the object goes.
 class HttpTestServer {
  public:
-  explicit HttpTestServer(http::App app, http::HttpOptions http = {}, net::ServerOptions options = {.loops = 1})
-      : server_(std::make_unique<net::Server>(std::move(options), http::make_handler(std::move(app), http))) {
+  explicit HttpTestServer(http::App app, http::HttpOptions http = {},
+                          net::ServerOptions options = {.loops = 1})
+      : server_(std::make_unique<net::Server>(std::move(options),
+                                              http::make_handler(std::move(app), http))) {
     server_->start();
   }
   std::uint16_t port() const noexcept { return server_->port(); }
@@ -118,7 +120,8 @@ inline HttpReply http_exchange(std::uint16_t port, const std::string& raw) {
 
 /// A request with `headers` ("Name: value") and an optional body, then the reply.
 inline HttpReply request(std::uint16_t port, const std::string& method, const std::string& target,
-                         const std::vector<std::string>& headers = {}, const std::string& body = {}) {
+                         const std::vector<std::string>& headers = {},
+                         const std::string& body = {}) {
   std::string raw = method + " " + target + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
   for (const auto& h : headers) raw += h + "\r\n";
   if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH")

@@ -35,7 +35,8 @@ TEST(SecurityHeaders, DefaultsOverHttp) {
 TEST(SecurityHeaders, HstsOverHttpsOnly) {
   auto app_ = web::pipeline({web::security_headers()}, app);
   net::ServerOptions options{.loops = 1};
-  options.tls = net::TlsOptions{.cert_file = cert_dir() + "/cert.pem", .key_file = cert_dir() + "/key.pem"};
+  options.tls =
+      net::TlsOptions{.cert_file = cert_dir() + "/cert.pem", .key_file = cert_dir() + "/key.pem"};
   HttpTestServer s(app_, {}, options);
   TlsClient client;
   ASSERT_TRUE(client.connect(s.port())) << client.error();
@@ -50,11 +51,12 @@ TEST(SecurityHeaders, HstsOverHttpsOnly) {
 }
 
 TEST(SecurityHeaders, OptionsOverrideAndEmptyTurnsOff) {
-  HttpTestServer s(web::pipeline({web::security_headers({.frame_options = "",
-                                                         .referrer_policy = "no-referrer",
-                                                         .content_security_policy = "default-src 'self'",
-                                                         .extra = {{"Permissions-Policy", "camera=()"}}})},
-                                 app));
+  HttpTestServer s(
+      web::pipeline({web::security_headers({.frame_options = "",
+                                            .referrer_policy = "no-referrer",
+                                            .content_security_policy = "default-src 'self'",
+                                            .extra = {{"Permissions-Policy", "camera=()"}}})},
+                    app));
   auto r = request(s.port(), "GET", "/");
   EXPECT_FALSE(r.has("x-frame-options"));
   EXPECT_EQ(r.header("referrer-policy"), "no-referrer");
@@ -72,6 +74,7 @@ TEST(SecurityHeaders, TheHandlerHasTheLastWord) {
 }
 
 TEST(SecurityHeaders, RefusesHeadersThatCouldNotBeSent) {
-  EXPECT_THROW(web::security_headers({.content_security_policy = "a\r\nSet-Cookie: x=1"}), std::invalid_argument);
+  EXPECT_THROW(web::security_headers({.content_security_policy = "a\r\nSet-Cookie: x=1"}),
+               std::invalid_argument);
   EXPECT_THROW(web::security_headers({.extra = {{"Bad Name", "x"}}}), std::invalid_argument);
 }

@@ -62,9 +62,10 @@ struct UploadedFile {
 struct ParsedBody {
   enum class Kind { none, json, form, multipart };
   Kind kind = Kind::none;
-  nlohmann::json json;                                      // kind json
-  std::vector<std::pair<std::string, std::string>> fields;  // form and multipart text fields, in order
-  std::vector<UploadedFile> files;                          // multipart files, in order
+  nlohmann::json json;  // kind json
+  std::vector<std::pair<std::string, std::string>>
+      fields;                       // form and multipart text fields, in order
+  std::vector<UploadedFile> files;  // multipart files, in order
 
   /// The first field called `name`, or nullopt.
   std::optional<std::string_view> field(std::string_view name) const noexcept;

@@ -63,7 +63,8 @@ std::optional<ContentCoding> negotiate_coding(std::string_view accept_encoding,
 
 struct CompressionOptions {
   std::size_t min_size = 1024;
-  std::vector<ContentCoding> codings = {ContentCoding::br, ContentCoding::zstd, ContentCoding::gzip};
+  std::vector<ContentCoding> codings = {ContentCoding::br, ContentCoding::zstd,
+                                        ContentCoding::gzip};
   int gzip_level = 6;
   int brotli_quality = 4;
   int zstd_level = 3;
