@@ -224,17 +224,10 @@ bool compressible_type(std::string_view content_type) noexcept {
   if (istarts_with(t, "text/")) return true;
   if (iends_with(t, "+json") || iends_with(t, "+xml"))
     return true;  // application/ld+json, image/svg+xml, …
-  static constexpr std::array<std::string_view, 11> types = {"application/json",
-                                                             "application/javascript",
-                                                             "application/x-javascript",
-                                                             "application/ecmascript",
-                                                             "application/xml",
-                                                             "application/wasm",
-                                                             "application/yaml",
-                                                             "application/toml",
-                                                             "application/x-ndjson",
-                                                             "application/manifest+json",
-                                                             "application/graphql-response+json"};
+  static constexpr std::array<std::string_view, 9> types = {
+      "application/json",       "application/javascript", "application/x-javascript",
+      "application/ecmascript", "application/xml",        "application/wasm",
+      "application/yaml",       "application/toml",       "application/x-ndjson"};
   for (auto known : types)
     if (iequals(t, known)) return true;
   return false;

@@ -14,7 +14,9 @@
 //   - HEAD: no body goes out, so nothing to compress (Vary is still sent);
 //   - types that do not shrink (images, video, archives): see compressible_type;
 //   - send_file(): files are served as they are, or by static_files from
-//     their precompressed siblings (file.br, file.zst, file.gz).
+//     their precompressed siblings (file.br, file.zst, file.gz). Small files
+//     that static_files keeps in memory go out by send(), and are
+//     compressed here like any body when no sibling was chosen.
 //
 // A compressible response gets `Vary: Accept-Encoding` whether compressed or
 // not, so a cache never hands a gzip body to a client that cannot read it.
