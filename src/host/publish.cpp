@@ -69,6 +69,10 @@ void walk(const std::string& root, const std::string& rel, std::vector<std::stri
   }
 }
 
+DbError duplicate_path(std::string_view path) {
+  return DbError(DbError::Kind::invalid, "path '" + std::string(path.substr(0, 200)) + "' appears twice in the deploy");
+}
+
 }  // namespace
 
 void validate_publish_path(std::string_view p) {
@@ -137,13 +141,22 @@ SiteConfig parse_site_config(std::string_view text, const std::string& file) {
       throw std::invalid_argument(where(v) + "unknown setting '" + std::string(k.str()) +
                                   "' (known: not_found, spa, redirects, headers)");
   }
-  if (auto* n = t.get("not_found")) c.not_found = string_of(*n, "not_found");
-  if (auto* n = t.get("spa")) c.spa = string_of(*n, "spa");
-  for (auto* path : {&c.not_found, &c.spa})
-    if (!path->empty()) {
-      if (path->front() == '/') path->erase(0, 1);
-      validate_publish_path(*path);
+  // A page path that could climb out of the site is an error in the file,
+  // so it says FILE:LINE:COL like the others.
+  auto page = [&](const char* key, std::string& out) {
+    auto* n = t.get(key);
+    if (!n) return;
+    out = string_of(*n, key);
+    if (out.empty()) return;
+    if (out.front() == '/') out.erase(0, 1);
+    try {
+      validate_publish_path(out);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(where(*n) + "'" + key + "': " + e.what());
     }
+  };
+  page("not_found", c.not_found);
+  page("spa", c.spa);
   if (auto* n = t.get("redirects")) {
     auto* arr = n->as_array();
     if (!arr) throw std::invalid_argument(where(*n) + "'redirects' must be an array of tables ([[redirects]])");
@@ -224,15 +237,19 @@ FileRecord Publisher::record(const std::string& path, std::string_view bytes, st
 
 PublishResult Publisher::publish_files(const std::string& site, const std::vector<PublishFile>& files) {
   if (auto e = site_name_error(site); !e.empty()) throw DbError(DbError::Kind::invalid, e);
-  PublishResult result;
-  std::vector<FileRecord> records;
+  // Every check comes before the first blob is stored: a refused publish
+  // leaves nothing behind (not even blobs waiting for garbage collection).
+  std::set<std::string_view> seen;
   std::string config_json = "{}";
   for (const auto& f : files) {
     validate_publish_path(f.path);
-    if (f.path == site_config_file) {
-      config_json = parse_site_config(f.bytes, std::string(site_config_file)).to_json();
-      continue;
-    }
+    if (!seen.insert(f.path).second) throw duplicate_path(f.path);
+    if (f.path == site_config_file) config_json = parse_site_config(f.bytes, std::string(site_config_file)).to_json();
+  }
+  PublishResult result;
+  std::vector<FileRecord> records;
+  for (const auto& f : files) {
+    if (f.path == site_config_file) continue;
     records.push_back(record(f.path, f.bytes, &result.new_blobs));
     result.bytes += f.bytes.size();
   }
@@ -248,16 +265,17 @@ PublishResult Publisher::publish_dir(const std::string& site, const std::string&
     throw std::invalid_argument("'" + dir + "' is not a directory");
   std::vector<std::string> paths;
   walk(dir, "", paths);
-  PublishResult result;
-  std::vector<FileRecord> records;
+  // The paths and the config are checked before the first blob is stored.
   std::string config_json = "{}";
   for (const auto& p : paths) {
     validate_publish_path(p);
+    if (p == site_config_file) config_json = parse_site_config(read_file(dir + "/" + p), dir + "/" + p).to_json();
+  }
+  PublishResult result;
+  std::vector<FileRecord> records;
+  for (const auto& p : paths) {
+    if (p == site_config_file) continue;
     std::string bytes = read_file(dir + "/" + p);
-    if (p == site_config_file) {
-      config_json = parse_site_config(bytes, dir + "/" + p).to_json();
-      continue;
-    }
     records.push_back(record(p, bytes, &result.new_blobs));
     result.bytes += bytes.size();
   }
@@ -270,17 +288,22 @@ PublishResult Publisher::publish_manifest(const std::string& site,
                                           const std::vector<std::pair<std::string, std::string>>& manifest,
                                           const std::string& config_toml) {
   if (auto e = site_name_error(site); !e.empty()) throw DbError(DbError::Kind::invalid, e);
+  // Every check comes before record() stores the first variant.
+  std::set<std::string_view> seen;
+  for (const auto& [path, hash] : manifest) {
+    validate_publish_path(path);
+    if (!seen.insert(path).second) throw duplicate_path(path);
+    if (!is_sha256_hex(hash)) throw DbError(DbError::Kind::invalid, "'" + hash + "' (for " + path + ") is not a SHA-256 hex digest");
+    if (!store_.has(hash)) throw DbError(DbError::Kind::invalid, "blob " + hash + " (for " + path + ") has not been uploaded");
+  }
+  std::string config_json = config_toml.empty() ? "{}" : parse_site_config(config_toml, std::string(site_config_file)).to_json();
   PublishResult result;
   std::vector<FileRecord> records;
   for (const auto& [path, hash] : manifest) {
-    validate_publish_path(path);
-    if (!is_sha256_hex(hash)) throw DbError(DbError::Kind::invalid, "'" + hash + "' (for " + path + ") is not a SHA-256 hex digest");
-    if (!store_.has(hash)) throw DbError(DbError::Kind::invalid, "blob " + hash + " (for " + path + ") has not been uploaded");
     std::string bytes = read_file(store_.path(hash));
     records.push_back(record(path, bytes, &result.new_blobs));
     result.bytes += bytes.size();
   }
-  std::string config_json = config_toml.empty() ? "{}" : parse_site_config(config_toml, std::string(site_config_file)).to_json();
   result.files = records.size();
   result.deploy = db_.create_deploy(site, records, config_json);
   return result;
