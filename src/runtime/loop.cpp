@@ -280,7 +280,10 @@ void Loop::run() {
   while (!stop_requested_.load(std::memory_order_acquire)) {
     run_ready();
     if (stop_requested_.load(std::memory_order_acquire)) break;
-    int n = epoll_wait(epoll_fd_, events, max_events, next_timeout_ms());
+    int n = epoll_wait(epoll_fd_, events, max_events, deferred_.empty() ? next_timeout_ms() : 0);
+    // Yielded tasks go after whatever this poll made ready.
+    for (auto& w : deferred_) ready_.push_back(w);
+    deferred_.clear();
     if (n < 0 && errno != EINTR)
       throw std::system_error(errno, std::generic_category(), "epoll_wait");
     now_ms_ = monotonic_ms();

@@ -240,7 +240,8 @@ class Upgrade(unittest.TestCase):
             os.chmod(h.data, 0o000) if os.getuid() != 0 else None
             # As root, permissions do not stop us; break the token file instead.
             token = os.path.join(h.data, "admin.token")
-            saved = open(token).read()
+            with open(token) as f:
+                saved = f.read()
             with open(token, "w") as f:
                 f.write("short\n")
             os.kill(old, signal.SIGUSR2)
@@ -342,7 +343,8 @@ class Systemd(unittest.TestCase):
             proc = subprocess.Popen(
                 ["sh", "-c", 'LISTEN_PID=$$ exec "$0" "$@"', ATOLL, "serve", "--data", data, "--workers", "1",
                  "--admin-listen", "off", "--access-log", "off", "--demo-sites", d],
-                env=env, preexec_fn=as_fd3, pass_fds=(fd,), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                # close_fds=False: Popen would otherwise close fd 3 after preexec_fn made it.
+                env=env, preexec_fn=as_fd3, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 messages = b""
                 while b"READY=1" not in messages:

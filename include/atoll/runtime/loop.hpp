@@ -88,6 +88,8 @@ class Loop {
 
   /// Queues a coroutine to be resumed on this loop (same thread only).
   void schedule(Waiter w) { ready_.push_back(w); }
+  /// Queues a coroutine for the next iteration, after the next I/O poll.
+  void defer(Waiter w) { deferred_.push_back(w); }
   /// Thread-safe: resume `h` on this loop, or run `fn` on it.
   void post(Waiter w);
   void post(std::function<void()> fn);
@@ -138,6 +140,7 @@ class Loop {
   std::int64_t now_ms_ = 0;
 
   std::vector<Waiter> ready_;
+  std::vector<Waiter> deferred_;  // yield(): resumed after the next epoll_wait
   std::vector<Waiter> running_;
   std::vector<TimerNode*> heap_;
 
@@ -173,11 +176,12 @@ struct SleepAwaiter {
 };
 inline SleepAwaiter sleep_for(std::int64_t ms) { return SleepAwaiter(ms); }
 
-/// Yields to let other ready tasks run; resumes in the same loop iteration.
+/// Yields to let other tasks run: resumes in the next loop iteration, after
+/// the loop has polled for I/O (so a busy task cannot starve the sockets).
 struct YieldAwaiter {
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) const {
-    Loop::current()->schedule({h, Loop::current()->current_tag()});
+    Loop::current()->defer({h, Loop::current()->current_tag()});
   }
   void await_resume() const noexcept {}
 };
