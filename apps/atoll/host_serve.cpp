@@ -78,6 +78,7 @@ int run_worker(const ServeSettings& s, net::ServerOptions options, std::vector<i
       admin_options.loops = 1;  // the admin API is not the hot path
       admin_options.inherited_listeners = {admin_fd};
       host::AdminOptions ao{.token = token};
+      ao.max_upload = s.max_upload;
       ao.server_info = [&server] { return server.info(); };
       ao.draining = [&draining] { return draining.load(); };
       admin = std::make_unique<net::Server>(admin_options, http::make_handler(host::admin_api(site_host, ao)));

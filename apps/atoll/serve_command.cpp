@@ -44,6 +44,8 @@ void add_serve_options(CLI::App& cmd, ServeSettings& s) {
   cmd.add_option("--loops", s.loops, "Event loops (threads) per worker; 0 = one per core, or 1 with several workers")
       ->capture_default_str();
   cmd.add_option("--max-connections", s.max_connections, "Connection cap; 0 = from the descriptor limit");
+  cmd.add_option("--max-upload", s.max_upload, "Admin API: largest blob or archive in bytes (413 beyond)")
+      ->capture_default_str();
   cmd.add_option("--tls-cert", s.tls_cert, "PEM certificate chain: serve HTTPS")->check(CLI::ExistingFile);
   cmd.add_option("--tls-key", s.tls_key, "PEM private key for --tls-cert")->check(CLI::ExistingFile);
   cmd.add_option("--cache-control", s.cache_control, "Quick mode: Cache-Control for every file (default: none)");
@@ -82,7 +84,7 @@ void apply_config_file(CLI::App& cmd, ServeSettings& s) {
     if (!given(flag)) out = static_cast<std::remove_reference_t<decltype(out)>>(*v);
   };
   static const std::set<std::string> known = {"listen", "admin_listen", "data", "base_domain", "demo_sites", "loops", "workers",
-                                              "max_connections", "tls_cert", "tls_key", "access_log",
+                                              "max_connections", "max_upload", "tls_cert", "tls_key", "access_log",
                                               "access_log_format", "root", "cache_control"};
   for (auto& [k, v] : t)
     if (!known.count(std::string(k.str())))
@@ -113,6 +115,7 @@ void apply_config_file(CLI::App& cmd, ServeSettings& s) {
   num("loops", "--loops", s.loops);
   num("workers", "--workers", s.workers);
   num("max_connections", "--max-connections", s.max_connections);
+  num("max_upload", "--max-upload", s.max_upload);
 }
 
 // Fills bind/port/unix_path from --listen values; "" on success, else the error.

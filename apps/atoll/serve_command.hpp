@@ -22,6 +22,7 @@ struct ServeSettings {
   unsigned workers = 0;                              // 0 = one per core; see run_host
   unsigned loops = 0;
   std::size_t max_connections = 0;
+  std::size_t max_upload = 256 * 1024 * 1024;        // admin API; see host::AdminOptions::max_upload
   std::string tls_cert;
   std::string tls_key;
   std::string cache_control;
