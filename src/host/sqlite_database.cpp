@@ -121,8 +121,18 @@ class SqliteDatabase final : public Database {
     // A writer in another process (atoll publish) holds the lock briefly:
     // wait for it rather than fail.
     sqlite3_busy_timeout(db_, 5000);
-    exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
-    exec(schema);
+    try {
+      exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+      exec(schema);
+    } catch (const DbError& e) {
+      // sqlite3_open_v2 opens lazily: a file that is not a database, or one
+      // locked by another writer, fails here. Say which file ("file is not
+      // a database" alone does not); the destructor will not run.
+      sqlite3_close(db_);
+      std::string why = e.what();
+      if (why.starts_with("database: ")) why.erase(0, 10);
+      throw DbError(e.kind(), "database '" + path + "' cannot be used: " + why);
+    }
   }
   ~SqliteDatabase() override { sqlite3_close(db_); }
 

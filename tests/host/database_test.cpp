@@ -392,3 +392,17 @@ TEST(OpenSqlite, NamesTheFileItCannotOpen) {
     EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
   }
 }
+
+// sqlite3_open_v2 opens lazily; the first statement finds the bad file.
+TEST(OpenSqlite, NamesAFileThatIsNotADatabase) {
+  TempDir d;
+  d.write("atoll.db", std::string(8192, 'x'));
+  try {
+    host::open_sqlite(d / "atoll.db");
+    FAIL() << "expected an error";
+  } catch (const DbError& e) {
+    EXPECT_EQ(e.kind(), DbError::Kind::unavailable);
+    EXPECT_NE(std::string(e.what()).find("'" + (d / "atoll.db") + "'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("not a database"), std::string::npos) << e.what();
+  }
+}
