@@ -231,13 +231,26 @@ Task<Http1Conn::Head> Http1Conn::read_head() {
       in_start_ = in_end_ = 0;
       scanned = 0;
       in_.release();
-      if (sock_.draining()) co_return Head::closed;
-      sock_.set_wake_on_drain(true);
-      sock_.set_io_timeout(opt_.keepalive_timeout_ms);
-      auto ready = co_await sock_.wait_readable();
-      sock_.set_wake_on_drain(false);
-      sock_.set_io_timeout(opt_.write_timeout_ms);
-      if (!ready) co_return Head::closed;
+      if (requests_ == 0) {
+        // A new connection is not idle: its first request may be on the way,
+        // so even a draining server waits for it (up to the header timeout).
+        // Closing it would reset a client that did nothing wrong.
+        sock_.set_io_timeout(opt_.header_timeout_ms);
+        auto ready = co_await sock_.wait_readable();
+        sock_.set_io_timeout(opt_.write_timeout_ms);
+        if (!ready) co_return Head::closed;
+      } else if (sock_.draining()) {
+        // Draining: bytes that already arrived are a request to answer (with
+        // Connection: close); none means the connection is idle.
+        if (!sock_.has_pending_input()) co_return Head::closed;
+      } else {
+        sock_.set_wake_on_drain(true);
+        sock_.set_io_timeout(opt_.keepalive_timeout_ms);
+        auto ready = co_await sock_.wait_readable();
+        sock_.set_wake_on_drain(false);
+        sock_.set_io_timeout(opt_.write_timeout_ms);
+        if (!ready && !(ready.error == ESHUTDOWN && sock_.has_pending_input())) co_return Head::closed;
+      }
     }
     if (!co_await fill(0)) {
       sock_.set_deadline(0);
