@@ -164,7 +164,8 @@ struct Host::Impl {
   std::atomic<std::uint64_t> purge_epoch{0};
   std::mutex table_mutex;
   std::shared_ptr<const SiteTable> table = std::make_shared<SiteTable>();
-  std::int64_t last_generation = -1;
+  std::mutex load_mutex;
+  std::int64_t last_generation = -1;  // guarded by load_mutex
 
   std::mutex metrics_mutex;
   std::map<std::string, std::unique_ptr<SiteMetrics>> site_metrics;
@@ -194,6 +195,12 @@ struct Host::Impl {
 
   // Builds a new table from the database (blocking; off the loops).
   void load() {
+    // One load at a time, the watcher's and reload()'s alike: a load that
+    // read the database before a deploy must not install its older table
+    // over the newer one reload() installed after it (the site would go back
+    // to the previous deploy after the admin API said the new one was live),
+    // nor share its version number (loops would keep whichever they saw first).
+    std::lock_guard loading(load_mutex);
     std::int64_t gen = host.db_->generation();
     if (gen == last_generation) return;
     auto old = current();
@@ -596,10 +603,7 @@ void Host::stop() {
   if (impl_->watcher.joinable()) impl_->watcher.join();
 }
 
-void Host::reload() {
-  std::lock_guard lock(impl_->watch_mutex);  // one loader at a time
-  impl_->load();
-}
+void Host::reload() { impl_->load(); }
 
 void Host::purge() { impl_->purge_epoch.fetch_add(1, std::memory_order_acq_rel); }
 
