@@ -69,7 +69,7 @@ class AtollProcess:
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"{self.name} did not print 'listening on' within "
+                    raise TimeoutError(f"{self.name} did not say it was ready within "
                                        f"{self.start_timeout} s; stdout so far: {seen!r}; stderr: {self.stderr()!r}")
                 if not sel.select(left):
                     continue
@@ -78,10 +78,7 @@ class AtollProcess:
                     raise RuntimeError(f"{self.name} exited (rc={self.proc.wait()}) before listening; "
                                        f"stderr: {self.stderr()!r}")
                 seen += chunk
-                m = _LISTENING.search(seen)
-                if m:
-                    self.host = m.group(1).decode().strip("[]")
-                    self.port = int(m.group(2))
+                if self._ready(seen):
                     self._stdout = [seen]
                     # Keep reading stdout (access logs): a full pipe would
                     # block the server in the middle of a test.
@@ -93,6 +90,16 @@ class AtollProcess:
             raise
         finally:
             sel.close()
+
+    def _ready(self, seen):
+        """True once `seen` (stdout so far) says the server is listening;
+        sets host and port. Subclasses read other banners."""
+        m = _LISTENING.search(seen)
+        if not m:
+            return False
+        self.host = m.group(1).decode().strip("[]")
+        self.port = int(m.group(2))
+        return True
 
     def stop(self, timeout=15.0):
         """SIGTERM, then wait; returns the exit status. Kills (and raises) if
