@@ -1,5 +1,6 @@
 #include <atoll/net/server.hpp>
 #include <atoll/runtime/log.hpp>
+#include <atoll/runtime/frame_allocator.hpp>
 #include <atoll/runtime/loop.hpp>
 #include <atoll/runtime/stop.hpp>
 
@@ -32,15 +33,6 @@ constexpr std::int64_t accept_backoff_ms = 100;
 
 // One live connection: its place in its loop's list and its description for
 // the watchdog. Lives in the connection task's frame.
-struct Conn final : runtime::TaskTag {
-  Socket* sock = nullptr;
-  Conn* prev = nullptr;
-  Conn* next = nullptr;
-  std::uint64_t id = 0;
-  void describe(std::string& out) const override {
-    out = fmt::format("connection #{} from {}", id, sock ? sock->peer().to_string() : "?");
-  }
-};
 
 struct AcceptorTag final : runtime::TaskTag {
   std::string what;
@@ -108,6 +100,28 @@ int open_listener(const Endpoint& ep, int backlog, bool reuseport) {
   return fd;
 }
 
+// One live connection, and all that it costs at rest: its socket, its place
+// in the loop's list, and its root-task link. The handler's own coroutine
+// frame is the connection's task ("process"); no wrapper coroutine sits
+// above it, because an idle connection pays for every frame it keeps.
+struct Server::ConnState final : runtime::TaskTag, runtime::RootLink {
+  ConnState(Server& s, LoopState& l, int fd, const sockaddr* peer, socklen_t len, ConnSignals* signals)
+      : sock(fd, peer, len, signals), server(&s), ls(&l) {}
+  void describe(std::string& out) const override {
+    out = fmt::format("connection #{} from {}", id, sock.peer().to_string());
+  }
+  // From the frame slabs: exact 16-byte classes, no allocator header.
+  static void* operator new(std::size_t size) { return runtime::allocate_frame(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { runtime::deallocate_frame(p, size); }
+  Socket sock;
+  Server* server;
+  LoopState* ls;
+  ConnState* prev_conn = nullptr;
+  ConnState* next_conn = nullptr;
+  std::uint64_t id = 0;
+  std::int64_t started_ms = 0;
+};
+
 struct Server::LoopState {
   unsigned index = 0;
   std::unique_ptr<runtime::Loop> loop;
@@ -117,7 +131,7 @@ struct Server::LoopState {
   std::vector<std::unique_ptr<runtime::IoWatch>> listen_watches;
   std::vector<AcceptorTag> acceptor_tags;
   ConnSignals signals;
-  Conn* conns = nullptr;
+  ConnState* conns = nullptr;
   std::atomic<std::size_t> connections{0};
   std::vector<runtime::Waiter> paused_acceptors;
   bool draining = false;
@@ -292,7 +306,7 @@ Task<> Server::accept_loop(LoopState& ls, std::size_t i) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       }
-      ls.loop->spawn(connection(ls, fd, peer, len));
+      start_connection(ls, fd, reinterpret_cast<const sockaddr*>(&peer), len);
       if (++turn >= accepts_per_turn) {
         turn = 0;
         co_await runtime::yield();
@@ -322,69 +336,88 @@ Task<> Server::accept_loop(LoopState& ls, std::size_t i) {
   // The drain closed the listener and reported it (see stop()).
 }
 
-Task<> Server::connection(LoopState& ls, int fd, sockaddr_storage peer, socklen_t len) {
-  Socket sock(fd, reinterpret_cast<const sockaddr*>(&peer), len, &ls.signals);
-  Conn conn;
-  conn.sock = &sock;
-  conn.id = next_id_.fetch_add(1, std::memory_order_relaxed);
-  ls.loop->set_current_tag(&conn);  // the watchdog names this task after its connection
-  conn.next = ls.conns;
-  if (ls.conns) ls.conns->prev = &conn;
-  ls.conns = &conn;
+void Server::start_connection(LoopState& ls, int fd, const sockaddr* peer, socklen_t len) {
+  auto* cs = new ConnState(*this, ls, fd, peer, len, &ls.signals);
+  cs->id = next_id_.fetch_add(1, std::memory_order_relaxed);
+  cs->started_ms = ls.loop->now_ms();
+  cs->done = &Server::connection_done;
+  cs->next_conn = ls.conns;
+  if (ls.conns) ls.conns->prev_conn = cs;
+  ls.conns = cs;
   ls.connections.fetch_add(1, std::memory_order_relaxed);
-  std::int64_t started = ls.loop->now_ms();
-  sock.set_io_timeout(options_.io_timeout_ms);
-  if (ls.draining) sock.notify_drain();
-  Telemetry* t = options_.telemetry;
-  auto event = [&] {
-    ConnectionEvent e{conn.id, ls.index, &sock.peer(), sock.is_tls()};
-    e.duration_ms = ls.loop->now_ms() - started;
-    e.bytes_in = sock.bytes_in();
-    e.bytes_out = sock.bytes_out();
-    return e;
-  };
+  cs->sock.set_io_timeout(options_.io_timeout_ms);
+  if (ls.draining) cs->sock.notify_drain();
   // Attached before the start event, which reports whether this is TLS.
   bool ready = true;
   if (tls_) {
     if (SSL* ssl = tls_->new_session(fd)) {
-      sock.attach_tls(ssl);
+      cs->sock.attach_tls(ssl);
     } else {
       ready = false;  // out of memory: drop this connection, not the server
-      log::error("TLS: cannot create a session for {}", sock.peer().to_string());
+      log::error("TLS: cannot create a session for {}", cs->sock.peer().to_string());
     }
   }
-  if (t) t->connection_started(event());
-
-  if (ready && tls_) {
-    sock.set_deadline(ls.loop->now_ms() + options_.tls->handshake_timeout_ms);
-    IoResult r = co_await sock.tls_handshake();
-    sock.set_deadline(0);
-    if (!r) {
-      ready = false;
-      log::debug("TLS handshake with {} failed: {}", sock.peer().to_string(),
-                 r.error == ETIMEDOUT ? "timed out" : std::strerror(r.error));
-    }
-  }
+  if (options_.telemetry) options_.telemetry->connection_started(connection_event(*cs));
+  Task<> task;
   if (ready) {
     try {
-      co_await handler_(sock);
-    } catch (const std::exception& e) {
-      exceptions_.fetch_add(1, std::memory_order_relaxed);
-      log::warn("handler failed on connection #{} from {}: {}", conn.id, sock.peer().to_string(), e.what());
-      if (t) t->connection_exception(event(), e.what());
+      task = tls_ ? tls_connection(*cs) : handler_(cs->sock);
     } catch (...) {
-      exceptions_.fetch_add(1, std::memory_order_relaxed);
-      log::warn("handler failed on connection #{} from {}: non-standard exception", conn.id, sock.peer().to_string());
-      if (t) t->connection_exception(event(), "non-standard exception");
+      // The handler threw before its coroutine began: that is its end.
+      connection_done(cs, std::current_exception(), true);
+      return;
     }
   }
-  if (t) t->connection_stopped(event());
-  sock.close();
-  if (conn.prev) conn.prev->next = conn.next;
-  else ls.conns = conn.next;
-  if (conn.next) conn.next->prev = conn.prev;
+  ls.loop->spawn(std::move(task), *cs, cs);
+}
+
+Task<> Server::tls_connection(ConnState& cs) {
+  cs.sock.set_deadline(cs.ls->loop->now_ms() + options_.tls->handshake_timeout_ms);
+  IoResult r = co_await cs.sock.tls_handshake();
+  cs.sock.set_deadline(0);
+  if (!r) {
+    log::debug("TLS handshake with {} failed: {}", cs.sock.peer().to_string(),
+               r.error == ETIMEDOUT ? "timed out" : std::strerror(r.error));
+    co_return;
+  }
+  co_await handler_(cs.sock);
+}
+
+ConnectionEvent Server::connection_event(const ConnState& cs) const {
+  ConnectionEvent e{cs.id, cs.ls->index, &cs.sock.peer(), cs.sock.is_tls()};
+  e.duration_ms = cs.ls->loop->now_ms() - cs.started_ms;
+  e.bytes_in = cs.sock.bytes_in();
+  e.bytes_out = cs.sock.bytes_out();
+  return e;
+}
+
+// The connection's task has ended (or was destroyed at teardown): report an
+// exception, close, and give the slot back.
+void Server::connection_done(runtime::RootLink* link, std::exception_ptr error, bool) {
+  auto* cs = static_cast<ConnState*>(link);
+  Server& s = *cs->server;
+  LoopState& ls = *cs->ls;
+  Telemetry* t = s.options_.telemetry;
+  if (error) {
+    s.exceptions_.fetch_add(1, std::memory_order_relaxed);
+    std::string what = "non-standard exception";
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    log::warn("handler failed on connection #{} from {}: {}", cs->id, cs->sock.peer().to_string(), what);
+    if (t) t->connection_exception(s.connection_event(*cs), what);
+  }
+  if (t) t->connection_stopped(s.connection_event(*cs));
+  cs->sock.close();
+  if (cs->prev_conn) cs->prev_conn->next_conn = cs->next_conn;
+  else ls.conns = cs->next_conn;
+  if (cs->next_conn) cs->next_conn->prev_conn = cs->prev_conn;
   ls.connections.fetch_sub(1, std::memory_order_relaxed);
-  release_slot();
+  delete cs;
+  s.release_slot();
 }
 
 std::size_t Server::stop() {
@@ -409,7 +442,7 @@ std::size_t Server::stop() {
       for (auto wt : p->paused_acceptors) p->loop->schedule(wt);
       p->paused_acceptors.clear();
       p->signals.drain.request();
-      for (Conn* c = p->conns; c; c = c->next) c->sock->notify_drain();
+      for (ConnState* c = p->conns; c; c = c->next_conn) c->sock.notify_drain();
       {
         std::lock_guard lock(state_mutex_);
         ++gates_closed_;
@@ -436,7 +469,7 @@ std::size_t Server::stop() {
       LoopState* p = ls.get();
       p->loop->post([p] {
         p->signals.abort.request();
-        for (Conn* c = p->conns; c; c = c->next) c->sock->cancel();
+        for (ConnState* c = p->conns; c; c = c->next_conn) c->sock.cancel();
       });
     }
     // Aborted tasks see ECANCELED at their next I/O; one second is plenty.

@@ -182,10 +182,8 @@ Task<IoResult> Socket::read(std::span<char> buf) {
   }
 }
 
-Task<IoResult> Socket::wait_readable() {
-  if (ssl_ && SSL_pending(ssl_) > 0) co_return IoResult{};
-  int e = co_await wait(false);
-  co_return IoResult{0, e};
+Socket::ReadableAwaiter Socket::wait_readable() noexcept {
+  return ReadableAwaiter{wait(false), ssl_ && SSL_pending(ssl_) > 0};
 }
 
 IoResult Socket::try_writev(std::span<iovec> iov) {

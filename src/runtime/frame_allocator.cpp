@@ -2,38 +2,48 @@
 
 #include <array>
 #include <cstdlib>
+#include <mutex>
 #include <new>
+#include <vector>
 
 namespace atl::runtime {
 
 namespace {
 
-// Size classes of 64 bytes up to 2 KiB: coroutine frames in atoll are small
-// (a few hundred bytes); larger ones are rare and go to operator new.
-constexpr std::size_t granule = 64;
-constexpr std::size_t classes = 32;
-// Blocks kept per class and thread: bounds what a burst can leave behind.
-constexpr std::size_t keep_per_class = 4096;
+// Size classes of 16 bytes up to 2 KiB, carved from 64 KiB slabs: a frame
+// costs its size rounded to 16, with no allocator header. Per-connection
+// memory is a budget (an idle connection is a socket and a frame or two),
+// and 64-byte classes plus malloc's header cost ~80 bytes a frame.
+constexpr std::size_t granule = 16;
+constexpr std::size_t max_size = 2048;
+constexpr std::size_t classes = max_size / granule;
+constexpr std::size_t slab_size = 64 * 1024;
 
 struct FreeBlock {
   FreeBlock* next;
 };
 
-struct FreeLists {
-  std::array<FreeBlock*, classes> head{};
-  std::array<std::size_t, classes> count{};
-  ~FreeLists() {
-    for (auto* b : head) {
-      while (b) {
-        auto* next = b->next;
-        ::operator delete(b);
-        b = next;
-      }
-    }
+// Slabs are never given back while the process runs: a block freed on one
+// thread may be reused on another, so no thread owns a slab's lifetime.
+// Freed blocks wait in free lists, so memory is bounded by the peak.
+struct SlabRegistry {
+  std::mutex mutex;
+  std::vector<void*> slabs;
+  ~SlabRegistry() {
+    for (void* s : slabs) ::operator delete(s);
   }
 };
+SlabRegistry& registry() {
+  static SlabRegistry r;
+  return r;
+}
 
-thread_local FreeLists lists;
+struct ThreadFrames {
+  std::array<FreeBlock*, classes> head{};
+  char* cursor = nullptr;
+  std::size_t left = 0;
+};
+thread_local ThreadFrames frames;
 
 // Under AddressSanitizer every frame goes to the real allocator, so a frame
 // used after its task ended is reported instead of silently recycled.
@@ -45,50 +55,41 @@ constexpr bool pooling = true;
 
 inline std::size_t class_of(std::size_t size) { return (size + granule - 1) / granule - 1; }
 
-// Under AddressSanitizer every frame goes to operator new and back, so a
-// coroutine resumed after its frame was freed is reported instead of running
-// quietly in a recycled block.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool recycle = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool recycle = false;
-#else
-constexpr bool recycle = true;
-#endif
-#else
-constexpr bool recycle = true;
-#endif
-
 }  // namespace
 
 void* allocate_frame(std::size_t size) {
-  if (!pooling) return ::operator new(size);
-  if (!recycle) return ::operator new(size);
   std::size_t c = class_of(size);
-  if (c >= classes) return ::operator new(size);
-  if (FreeBlock* b = lists.head[c]) {
-    lists.head[c] = b->next;
-    --lists.count[c];
+  if (!pooling || c >= classes) return ::operator new(size);
+  if (FreeBlock* b = frames.head[c]) {
+    frames.head[c] = b->next;
     return b;
   }
-  return ::operator new((c + 1) * granule);
+  std::size_t need = (c + 1) * granule;
+  if (frames.left < need) {
+    void* slab = ::operator new(slab_size);
+    {
+      auto& r = registry();
+      std::lock_guard lock(r.mutex);
+      r.slabs.push_back(slab);
+    }
+    frames.cursor = static_cast<char*>(slab);
+    frames.left = slab_size;
+  }
+  void* p = frames.cursor;
+  frames.cursor += need;
+  frames.left -= need;
+  return p;
 }
 
 void deallocate_frame(void* frame, std::size_t size) noexcept {
-  if (!pooling) {
-    ::operator delete(frame);
-    return;
-  }
   std::size_t c = class_of(size);
-  if (!recycle || c >= classes || lists.count[c] >= keep_per_class) {
+  if (!pooling || c >= classes) {
     ::operator delete(frame);
     return;
   }
   auto* b = static_cast<FreeBlock*>(frame);
-  b->next = lists.head[c];
-  lists.head[c] = b;
-  ++lists.count[c];
+  b->next = frames.head[c];
+  frames.head[c] = b;
 }
 
 }  // namespace atl::runtime

@@ -54,12 +54,11 @@ void Loop::destroy_tasks() noexcept {
     std::lock_guard lock(post_mutex_);
     posted_handles_.clear();
   }
-  while (spawned_) {
-    auto* p = spawned_;
-    spawned_ = p->spawn_next_;
-    if (spawned_) spawned_->spawn_prev_ = nullptr;
-    --live_tasks_;
-    p->spawn_self_.destroy();
+  while (roots_) {
+    RootLink* link = roots_;
+    unlink_root(*link);
+    link->handle.destroy();
+    link->done(link, nullptr, false);
   }
   this_thread_loop = previous;
 }
@@ -86,37 +85,69 @@ void Loop::stop() {
   }
 }
 
-void Loop::spawn(Task<> task, const TaskTag* tag) {
-  auto h = task.release();
-  if (!h) return;
-  auto& p = h.promise();
-  p.on_detached_done_ = &Loop::on_spawned_done;
-  p.spawn_self_ = h;
-  p.spawn_next_ = spawned_;
-  if (spawned_) spawned_->spawn_prev_ = &p;
-  spawned_ = &p;
+void Loop::link_root(RootLink& link) noexcept {
+  link.prev = nullptr;
+  link.next = roots_;
+  if (roots_) roots_->prev = &link;
+  roots_ = &link;
   ++live_tasks_;
+}
+
+void Loop::unlink_root(RootLink& link) noexcept {
+  if (link.prev) link.prev->next = link.next;
+  else if (roots_ == &link) roots_ = link.next;
+  if (link.next) link.next->prev = link.prev;
+  link.prev = link.next = nullptr;
+  --live_tasks_;
+}
+
+void Loop::spawn(Task<> task, RootLink& link, const TaskTag* tag) {
+  auto h = task.release();
+  if (!h) {
+    link.done(&link, nullptr, true);
+    return;
+  }
+  h.promise().root_ = &link;
+  link.handle = h;
+  link_root(link);
   ready_.push_back({h, tag});
 }
 
-void Loop::on_spawned_done(std::coroutine_handle<> h, std::exception_ptr& error) {
-  Loop* loop = this_thread_loop;
-  auto& p = std::coroutine_handle<detail::Promise<void>>::from_address(h.address()).promise();
-  if (p.spawn_prev_) p.spawn_prev_->spawn_next_ = p.spawn_next_;
-  else if (loop) loop->spawned_ = p.spawn_next_;
-  if (p.spawn_next_) p.spawn_next_->spawn_prev_ = p.spawn_prev_;
-  if (loop) --loop->live_tasks_;
-  if (error) {
-    if (loop) ++loop->task_failures_;
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      log::error("loop {}: task ended with an exception: {}", loop ? loop->index_ : 0, e.what());
-    } catch (...) {
-      log::error("loop {}: task ended with a non-standard exception", loop ? loop->index_ : 0);
+namespace {
+// The link Loop::spawn(task, tag) makes for a task nobody else tracks: it
+// logs what the task threw and frees itself.
+struct OwnedRoot final : RootLink {
+  static void finished(RootLink* self, std::exception_ptr error, bool) {
+    if (error) {
+      Loop* loop = Loop::current();
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        log::error("loop {}: task ended with an exception: {}", loop ? loop->index() : 0, e.what());
+      } catch (...) {
+        log::error("loop {}: task ended with a non-standard exception", loop ? loop->index() : 0);
+      }
     }
+    delete static_cast<OwnedRoot*>(self);
   }
-  h.destroy();
+};
+}  // namespace
+
+void Loop::spawn(Task<> task, const TaskTag* tag) {
+  auto* link = new OwnedRoot;
+  link->done = &OwnedRoot::finished;
+  spawn(std::move(task), *link, tag);
+}
+
+void finish_root(RootLink* link, std::coroutine_handle<> frame, std::exception_ptr& error) noexcept {
+  Loop* loop = Loop::current();
+  if (loop) {
+    loop->unlink_root(*link);
+    if (error) ++loop->task_failures_;
+  }
+  std::exception_ptr e = std::move(error);
+  frame.destroy();
+  link->done(link, std::move(e), true);
 }
 
 void Loop::post(Waiter w) {

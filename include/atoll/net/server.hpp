@@ -113,7 +113,11 @@ class Server {
   void open_listeners();
   void run_loop(LoopState& ls);
   runtime::Task<> accept_loop(LoopState& ls, std::size_t listener);
-  runtime::Task<> connection(LoopState& ls, int fd, sockaddr_storage peer, socklen_t len);
+  struct ConnState;
+  void start_connection(LoopState& ls, int fd, const sockaddr* peer, socklen_t len);
+  runtime::Task<> tls_connection(ConnState& cs);
+  ConnectionEvent connection_event(const ConnState& cs) const;
+  static void connection_done(runtime::RootLink* link, std::exception_ptr error, bool finished);
   bool try_take_slot() noexcept;
   void release_slot();
   void connection_finished();

@@ -62,7 +62,10 @@ class Socket {
   /// sockets; pread + write in 16 KiB chunks under TLS (no kTLS yet).
   runtime::Task<IoResult> sendfile(int file_fd, off_t offset, std::size_t count);
   /// Resolves when the socket has bytes (or EOF) to read; holds no buffer.
-  runtime::Task<IoResult> wait_readable();
+  /// (A plain awaitable, not a coroutine: an idle connection waits here, and
+  /// a coroutine frame would cost it ~200 bytes for as long as it idles.)
+  struct ReadableAwaiter;
+  ReadableAwaiter wait_readable() noexcept;
 
   /// Reads without waiting: EAGAIN if nothing is there.
   IoResult try_read(std::span<char> buf);
@@ -164,6 +167,14 @@ struct Socket::WaitAwaiter {
     s.begin_wait(for_write, {h, s.loop_->current_tag()});
   }
   int await_resume() noexcept { return error ? error : s.end_wait(for_write); }
+};
+
+struct Socket::ReadableAwaiter {
+  WaitAwaiter inner;
+  bool tls_pending = false;  // OpenSSL already holds decrypted bytes
+  bool await_ready() noexcept { return tls_pending || inner.await_ready(); }
+  void await_suspend(std::coroutine_handle<> h) { inner.await_suspend(h); }
+  IoResult await_resume() noexcept { return IoResult{0, tls_pending ? 0 : inner.await_resume()}; }
 };
 
 }  // namespace atl::net

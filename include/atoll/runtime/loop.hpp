@@ -84,6 +84,10 @@ class Loop {
   /// completes; an exception escaping it is logged and counted. `tag` must
   /// outlive the task (it usually lives in the task's own frame).
   void spawn(Task<> task, const TaskTag* tag = nullptr);
+  /// The same with a link the caller provides (embedded in its own state, to
+  /// save an allocation per connection); `link.done` must be set and is
+  /// called once the task's frame is gone.
+  void spawn(Task<> task, RootLink& link, const TaskTag* tag = nullptr);
   std::size_t live_tasks() const noexcept { return live_tasks_; }
 
   /// Queues a coroutine to be resumed on this loop (same thread only).
@@ -122,7 +126,9 @@ class Loop {
   unsigned index() const noexcept { return index_; }
 
  private:
-  static void on_spawned_done(std::coroutine_handle<>, std::exception_ptr&);
+  friend void finish_root(RootLink*, std::coroutine_handle<>, std::exception_ptr&) noexcept;
+  void link_root(RootLink& link) noexcept;
+  void unlink_root(RootLink& link) noexcept;
   void drain_posts();
   void fire_timers();
   void run_ready();
@@ -149,7 +155,7 @@ class Loop {
   std::vector<std::function<void()>> posted_fns_;
   std::atomic<bool> wake_pending_{false};
 
-  detail::PromiseBase* spawned_ = nullptr;  // intrusive list of live roots
+  RootLink* roots_ = nullptr;  // intrusive list of live root tasks
   std::size_t live_tasks_ = 0;
   std::uint64_t task_failures_ = 0;
 

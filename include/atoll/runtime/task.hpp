@@ -16,6 +16,22 @@
 
 namespace atl {
 
+namespace runtime {
+/// A spawned root task's place in its loop's list. It lives outside the
+/// coroutine frame (in the spawner's own state, or allocated by Loop::spawn),
+/// so tasks that are awaited, the vast majority, carry none of it.
+struct RootLink {
+  RootLink* prev = nullptr;
+  RootLink* next = nullptr;
+  std::coroutine_handle<> handle;
+  /// Called once the frame is gone. `error`: what the task threw (or null);
+  /// `finished`: false if the loop destroyed it unfinished (teardown).
+  void (*done)(RootLink* self, std::exception_ptr error, bool finished) = nullptr;
+};
+/// Ends a root task (unlink, destroy the frame, call done); in loop.cpp.
+void finish_root(RootLink* link, std::coroutine_handle<> frame, std::exception_ptr& error) noexcept;
+}  // namespace runtime
+
 template <class T = void>
 class Task;
 
@@ -33,10 +49,9 @@ struct PromiseBase {
     template <class Promise>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
       PromiseBase& p = h.promise();
-      if (p.on_detached_done_) {
+      if (p.root_) {
         // A spawned root task: nobody awaits it, so it reports and frees itself.
-        auto done = p.on_detached_done_;
-        done(h, p.error_);
+        runtime::finish_root(p.root_, h, p.error_);
         return std::noop_coroutine();
       }
       return p.continuation_;
@@ -50,12 +65,8 @@ struct PromiseBase {
 
   std::coroutine_handle<> continuation_ = std::noop_coroutine();
   std::exception_ptr error_;
-  // Set by Loop::spawn: called instead of resuming a continuation.
-  void (*on_detached_done_)(std::coroutine_handle<>, std::exception_ptr&) = nullptr;
-  // A spawned root's place in its loop's list of live tasks (Loop::spawn).
-  PromiseBase* spawn_prev_ = nullptr;
-  PromiseBase* spawn_next_ = nullptr;
-  std::coroutine_handle<> spawn_self_;
+  // Set by Loop::spawn for a root task: finish_root() instead of a continuation.
+  runtime::RootLink* root_ = nullptr;
 };
 
 template <class T>
