@@ -197,7 +197,8 @@ TEST(Archive, RefusesDevicesAndFifos) {
 }
 
 TEST(Archive, RefusesControlBytesAndBackslashes) {
-  for (std::string name : {std::string("a\\..\\b"), std::string("new\nline.html"), std::string("a//b")}) {
+  for (std::string name :
+       {std::string("a\\..\\b"), std::string("new\nline.html"), std::string("a//b")}) {
     std::string tar;
     entry(tar, name, '0', "x");
     EXPECT_THROW(host::read_tar_gz(finish(tar), limit), std::invalid_argument) << name;
@@ -235,7 +236,8 @@ TEST(Archive, GzipBombStopsAtTheLimit) {
     host::read_tar_gz(bomb, 1024 * 1024);
     FAIL() << "expected std::length_error";
   } catch (const std::length_error& e) {
-    EXPECT_NE(std::string(e.what()).find(std::to_string(1024 * 1024)), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(std::to_string(1024 * 1024)), std::string::npos)
+        << e.what();
   }
 }
 

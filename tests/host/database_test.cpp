@@ -67,18 +67,21 @@ TEST(SiteName, AcceptsDnsLabels) {
 }
 
 TEST(SiteName, RefusesEverythingElseNamingTheRule) {
-  for (std::string name : {std::string(""), std::string(64, 'a'), std::string("-a"), std::string("a-"),
-                           std::string("Demo"), std::string("my_site"), std::string("a.b"), std::string("a b"),
-                           std::string("caf\xc3\xa9"), std::string("../x"), std::string("a/b")}) {
+  for (std::string name :
+       {std::string(""), std::string(64, 'a'), std::string("-a"), std::string("a-"),
+        std::string("Demo"), std::string("my_site"), std::string("a.b"), std::string("a b"),
+        std::string("caf\xc3\xa9"), std::string("../x"), std::string("a/b")}) {
     std::string e = host::site_name_error(name);
-    EXPECT_NE(e.find("1-63 characters of a-z, 0-9 and '-'"), std::string::npos) << name << ": " << e;
+    EXPECT_NE(e.find("1-63 characters of a-z, 0-9 and '-'"), std::string::npos)
+        << name << ": " << e;
     EXPECT_NE(e.find("not starting or ending with '-'"), std::string::npos) << e;
   }
 }
 
 TEST_F(DatabaseTest, InvalidNamesAreRefusedEverywhere) {
   EXPECT_EQ(kind_of([&] { db->create_site("Bad_Name", {}); }), DbError::Kind::invalid);
-  EXPECT_EQ(kind_of([&] { db->create_deploy("-bad", {file("index.html", "x")}, "{}"); }), DbError::Kind::invalid);
+  EXPECT_EQ(kind_of([&] { db->create_deploy("-bad", {file("index.html", "x")}, "{}"); }),
+            DbError::Kind::invalid);
   EXPECT_TRUE(db->sites().empty());
   try {
     db->create_site("Bad_Name", {});
@@ -148,7 +151,8 @@ TEST_F(DatabaseTest, GenerationMovesWithEveryChange) {
 // --- deploys --------------------------------------------------------------------------------
 
 TEST_F(DatabaseTest, DeployCreatesTheSiteAndGoesLive) {
-  auto id = db->create_deploy("demo", {file("index.html", "v1"), file("a/b.css", "css")}, R"({"spa":"index.html"})");
+  auto id = db->create_deploy("demo", {file("index.html", "v1"), file("a/b.css", "css")},
+                              R"({"spa":"index.html"})");
   auto s = db->site("demo");
   ASSERT_TRUE(s);
   EXPECT_EQ(s->live_deploy, id);
@@ -198,11 +202,13 @@ TEST_F(DatabaseTest, AFailedDeployChangesNothing) {
   auto gen = db->generation();
   auto hashes = as_set(db->referenced_hashes());
   try {
-    db->create_deploy("demo", {file("index.html", "v2"), file("new.css", "n"), file("index.html", "v3")}, "{}");
+    db->create_deploy(
+        "demo", {file("index.html", "v2"), file("new.css", "n"), file("index.html", "v3")}, "{}");
     FAIL() << "expected an error";
   } catch (const DbError& e) {
     EXPECT_EQ(e.kind(), DbError::Kind::invalid);
-    EXPECT_NE(std::string(e.what()).find("'index.html' appears twice"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'index.html' appears twice"), std::string::npos)
+        << e.what();
   }
   EXPECT_EQ(db->site("demo")->live_deploy, d1);
   EXPECT_EQ(db->deploys("demo").size(), 1u);
@@ -214,7 +220,9 @@ TEST_F(DatabaseTest, AFailedDeployChangesNothing) {
 }
 
 TEST_F(DatabaseTest, AFailedFirstDeployDoesNotCreateTheSite) {
-  EXPECT_EQ(kind_of([&] { db->create_deploy("fresh", {file("a", "1"), file("a", "2")}, "{}"); }),
+  EXPECT_EQ(kind_of([&] {
+              db->create_deploy("fresh", {file("a", "1"), file("a", "2")}, "{}");
+            }),
             DbError::Kind::invalid);
   EXPECT_FALSE(db->site("fresh"));
 }
@@ -226,7 +234,8 @@ TEST_F(DatabaseTest, ReadersSeeWholeDeploys) {
   auto deploy_of = [](int v) {
     std::vector<FileRecord> files;
     for (int i = 0; i < files_per_deploy; ++i)
-      files.push_back(file("f" + std::to_string(i) + ".html", "v" + std::to_string(v) + "/" + std::to_string(i)));
+      files.push_back(file("f" + std::to_string(i) + ".html",
+                           "v" + std::to_string(v) + "/" + std::to_string(i)));
     return files;
   };
   db->create_deploy("demo", deploy_of(0), "{}");
@@ -298,7 +307,8 @@ TEST_F(DatabaseTest, RollbackToAChosenDeploy) {
   auto d3 = db->create_deploy("demo", {file("index.html", "v3")}, R"({"spa":"c"})");
   EXPECT_EQ(db->rollback("demo", d1), d1);
   EXPECT_EQ(db->site("demo")->live_deploy, d1);
-  EXPECT_EQ(db->site("demo")->config_json, R"({"spa":"a"})") << "the deploy's own config comes back with it";
+  EXPECT_EQ(db->site("demo")->config_json, R"({"spa":"a"})")
+      << "the deploy's own config comes back with it";
   EXPECT_EQ(db->rollback("demo", d3), d3) << "forward again";
   EXPECT_EQ(db->site("demo")->config_json, R"({"spa":"c"})");
   (void)d2;
@@ -320,9 +330,12 @@ TEST_F(DatabaseTest, ChangedPathsListsAddedRemovedAndChanged) {
   auto d1 = db->create_deploy(
       "demo", {file("same.html", "s"), file("changed.css", "old"), file("removed.js", "r")}, "{}");
   auto d2 = db->create_deploy(
-      "demo", {file("same.html", "s"), file("changed.css", "new"), file("added/index.html", "a")}, "{}");
-  EXPECT_EQ(as_set(db->changed_paths(d1, d2)), (std::set<std::string>{"changed.css", "removed.js", "added/index.html"}));
-  EXPECT_EQ(as_set(db->changed_paths(d2, d1)), (std::set<std::string>{"changed.css", "removed.js", "added/index.html"}));
+      "demo", {file("same.html", "s"), file("changed.css", "new"), file("added/index.html", "a")},
+      "{}");
+  EXPECT_EQ(as_set(db->changed_paths(d1, d2)),
+            (std::set<std::string>{"changed.css", "removed.js", "added/index.html"}));
+  EXPECT_EQ(as_set(db->changed_paths(d2, d1)),
+            (std::set<std::string>{"changed.css", "removed.js", "added/index.html"}));
   EXPECT_TRUE(db->changed_paths(d1, d1).empty());
 }
 
@@ -330,7 +343,8 @@ TEST_F(DatabaseTest, ChangedPathsListsAddedRemovedAndChanged) {
 
 TEST_F(DatabaseTest, PruneKeepsTheNewest) {
   std::vector<std::int64_t> ids;
-  for (int v = 1; v <= 5; ++v) ids.push_back(db->create_deploy("demo", {file("index.html", "v" + std::to_string(v))}, "{}"));
+  for (int v = 1; v <= 5; ++v)
+    ids.push_back(db->create_deploy("demo", {file("index.html", "v" + std::to_string(v))}, "{}"));
   EXPECT_EQ(db->prune("demo", 2), 3u);
   auto left = db->deploys("demo");
   ASSERT_EQ(left.size(), 2u);
@@ -343,7 +357,8 @@ TEST_F(DatabaseTest, PruneKeepsTheNewest) {
 
 TEST_F(DatabaseTest, PruneNeverRemovesTheLiveDeploy) {
   std::vector<std::int64_t> ids;
-  for (int v = 1; v <= 5; ++v) ids.push_back(db->create_deploy("demo", {file("index.html", "v" + std::to_string(v))}, "{}"));
+  for (int v = 1; v <= 5; ++v)
+    ids.push_back(db->create_deploy("demo", {file("index.html", "v" + std::to_string(v))}, "{}"));
   db->rollback("demo", ids[0]);  // the oldest is live
   EXPECT_EQ(db->prune("demo", 2), 2u);
   auto left = db->deploys("demo");
@@ -374,12 +389,14 @@ TEST_F(DatabaseTest, ReferencedHashesFollowKeptDeploysAndVariants) {
   v2.zst = std::string(64, 'd');
   db->create_deploy("demo", {v1}, "{}");
   db->create_deploy("demo", {v2}, "{}");
-  EXPECT_EQ(as_set(db->referenced_hashes()), (std::set<std::string>{v1.hash, v1.br, v2.hash, v2.zst}));
+  EXPECT_EQ(as_set(db->referenced_hashes()),
+            (std::set<std::string>{v1.hash, v1.br, v2.hash, v2.zst}));
   db->prune("demo", 1);
   EXPECT_EQ(as_set(db->referenced_hashes()), (std::set<std::string>{v2.hash, v2.zst}));
 }
 
-// --- opening ---------------------------------------------------------------------------------------
+// --- opening
+// ---------------------------------------------------------------------------------------
 
 TEST(OpenSqlite, NamesTheFileItCannotOpen) {
   TempDir d;
@@ -402,7 +419,8 @@ TEST(OpenSqlite, NamesAFileThatIsNotADatabase) {
     FAIL() << "expected an error";
   } catch (const DbError& e) {
     EXPECT_EQ(e.kind(), DbError::Kind::unavailable);
-    EXPECT_NE(std::string(e.what()).find("'" + (d / "atoll.db") + "'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'" + (d / "atoll.db") + "'"), std::string::npos)
+        << e.what();
     EXPECT_NE(std::string(e.what()).find("not a database"), std::string::npos) << e.what();
   }
 }

@@ -84,14 +84,18 @@ class HoldingDb final : public host::Database {
   host::SiteInfo create_site(const std::string& n, const std::vector<std::string>& d) override {
     return inner_->create_site(n, d);
   }
-  void set_domains(const std::string& n, const std::vector<std::string>& d) override { inner_->set_domains(n, d); }
+  void set_domains(const std::string& n, const std::vector<std::string>& d) override {
+    inner_->set_domains(n, d);
+  }
   bool delete_site(const std::string& n) override { return inner_->delete_site(n); }
   std::optional<host::SiteInfo> site(const std::string& n) override { return inner_->site(n); }
   std::int64_t create_deploy(const std::string& s, const std::vector<host::FileRecord>& f,
                              const std::string& c) override {
     return inner_->create_deploy(s, f, c);
   }
-  std::vector<host::DeployInfo> deploys(const std::string& s) override { return inner_->deploys(s); }
+  std::vector<host::DeployInfo> deploys(const std::string& s) override {
+    return inner_->deploys(s);
+  }
   std::int64_t rollback(const std::string& s, std::optional<std::int64_t> to) override {
     return inner_->rollback(s, to);
   }
@@ -114,7 +118,8 @@ class HoldingDb final : public host::Database {
 };
 
 HttpReply get(std::uint16_t port, const std::string& host, const std::string& path) {
-  return http_exchange(port, "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n");
+  return http_exchange(
+      port, "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n");
 }
 
 class HostTest : public ::testing::Test {
@@ -164,7 +169,8 @@ TEST_F(HostTest, TheWatcherNoticesAnotherProcessesDeploy) {
   HttpTestServer server(h.app());
   EXPECT_EQ(get(server.port(), "s.localhost", "/").body, "v1");
   publish("s", "v2");
-  EXPECT_TRUE(wait_until([&] { return get(server.port(), "s.localhost", "/").body == "v2"; }, 5000));
+  EXPECT_TRUE(
+      wait_until([&] { return get(server.port(), "s.localhost", "/").body == "v2"; }, 5000));
   h.stop();
 }
 

@@ -39,7 +39,8 @@ std::string unbrotli(const std::string& in) {
   std::string out(1 << 20, '\0');
   std::size_t size = out.size();
   if (BrotliDecoderDecompress(in.size(), reinterpret_cast<const std::uint8_t*>(in.data()), &size,
-                              reinterpret_cast<std::uint8_t*>(out.data())) != BROTLI_DECODER_RESULT_SUCCESS)
+                              reinterpret_cast<std::uint8_t*>(out.data())) !=
+      BROTLI_DECODER_RESULT_SUCCESS)
     return "<brotli error>";
   out.resize(size);
   return out;
@@ -71,7 +72,8 @@ std::string config_error(const std::string& toml) {
 
 std::string css(int lines) {
   std::string out;
-  for (int i = 0; i < lines; ++i) out += ".rule-" + std::to_string(i) + " { color: #123456; margin: 0 auto; }\n";
+  for (int i = 0; i < lines; ++i)
+    out += ".rule-" + std::to_string(i) + " { color: #123456; margin: 0 auto; }\n";
   return out;
 }
 
@@ -159,28 +161,37 @@ TEST(SiteConfig, UnterminatedStringSaysFileLineColumn) {
 
 TEST(SiteConfig, UnknownSettingSaysWhereAndWhatIsKnown) {
   std::string e = config_error("spa = \"index.html\"\ncolour = \"red\"\n");
-  EXPECT_TRUE(std::regex_search(e, std::regex("^site/_atoll\\.toml:2:\\d+: unknown setting 'colour'"))) << e;
+  EXPECT_TRUE(
+      std::regex_search(e, std::regex("^site/_atoll\\.toml:2:\\d+: unknown setting 'colour'")))
+      << e;
   EXPECT_NE(e.find("known: not_found, spa, redirects, headers"), std::string::npos) << e;
 }
 
 TEST(SiteConfig, WrongTypesSayFileLineColumn) {
-  EXPECT_TRUE(std::regex_search(config_error("\nnot_found = 404\n"),
-                                std::regex("^site/_atoll\\.toml:2:\\d+: 'not_found' must be a string")));
-  EXPECT_TRUE(std::regex_search(config_error("redirects = \"/a -> /b\"\n"),
-                                std::regex("^site/_atoll\\.toml:1:\\d+: 'redirects' must be an array")));
-  EXPECT_TRUE(std::regex_search(config_error("headers = [1]\n"),
-                                std::regex("^site/_atoll\\.toml:1:\\d+: each header rule must be a table")));
+  EXPECT_TRUE(
+      std::regex_search(config_error("\nnot_found = 404\n"),
+                        std::regex("^site/_atoll\\.toml:2:\\d+: 'not_found' must be a string")));
+  EXPECT_TRUE(
+      std::regex_search(config_error("redirects = \"/a -> /b\"\n"),
+                        std::regex("^site/_atoll\\.toml:1:\\d+: 'redirects' must be an array")));
+  EXPECT_TRUE(std::regex_search(
+      config_error("headers = [1]\n"),
+      std::regex("^site/_atoll\\.toml:1:\\d+: each header rule must be a table")));
 }
 
 TEST(SiteConfig, RedirectRulesSayFileLineColumn) {
-  EXPECT_TRUE(std::regex_search(config_error("[[redirects]]\nfrom = \"/a\"\nto = \"/b\"\nstatus = 303\n"),
-                                std::regex("^site/_atoll\\.toml:4:\\d+: 'status' must be 301, 302, 307 or 308")));
-  EXPECT_TRUE(std::regex_search(config_error("[[redirects]]\nfrom = \"a\"\nto = \"/b\"\n"),
-                                std::regex("^site/_atoll\\.toml:2:\\d+: 'from' must start with '/'")));
-  EXPECT_TRUE(std::regex_search(config_error("[[redirects]]\nfrom = \"/a\"\n"),
-                                std::regex("^site/_atoll\\.toml:1:\\d+: a redirect needs 'from' and 'to'")));
-  EXPECT_TRUE(std::regex_search(config_error("[[redirects]]\nfrom = \"/a\"\nto = \"/b\\r\\nSet-Cookie: x\"\n"),
-                                std::regex("^site/_atoll\\.toml:3:\\d+: 'to' holds a control character")));
+  EXPECT_TRUE(std::regex_search(
+      config_error("[[redirects]]\nfrom = \"/a\"\nto = \"/b\"\nstatus = 303\n"),
+      std::regex("^site/_atoll\\.toml:4:\\d+: 'status' must be 301, 302, 307 or 308")));
+  EXPECT_TRUE(
+      std::regex_search(config_error("[[redirects]]\nfrom = \"a\"\nto = \"/b\"\n"),
+                        std::regex("^site/_atoll\\.toml:2:\\d+: 'from' must start with '/'")));
+  EXPECT_TRUE(std::regex_search(
+      config_error("[[redirects]]\nfrom = \"/a\"\n"),
+      std::regex("^site/_atoll\\.toml:1:\\d+: a redirect needs 'from' and 'to'")));
+  EXPECT_TRUE(std::regex_search(
+      config_error("[[redirects]]\nfrom = \"/a\"\nto = \"/b\\r\\nSet-Cookie: x\"\n"),
+      std::regex("^site/_atoll\\.toml:3:\\d+: 'to' holds a control character")));
 }
 
 TEST(SiteConfig, HeaderRulesSayFileLineColumn) {
@@ -189,7 +200,8 @@ TEST(SiteConfig, HeaderRulesSayFileLineColumn) {
   e = config_error("\n[[headers]]\nname = \"Bad Name\"\nvalue = \"v\"\n");
   EXPECT_TRUE(std::regex_search(e, std::regex("^site/_atoll\\.toml:2:\\d+: "))) << e;
   e = config_error("[[headers]]\nname = \"X-A\"\n");
-  EXPECT_TRUE(std::regex_search(e, std::regex("^site/_atoll\\.toml:1:\\d+: a header rule needs 'name' and 'value'")))
+  EXPECT_TRUE(std::regex_search(
+      e, std::regex("^site/_atoll\\.toml:1:\\d+: a header rule needs 'name' and 'value'")))
       << e;
 }
 
@@ -204,14 +216,16 @@ TEST(SiteConfig, UnsafePagePathSaysFileLineColumn) {
 // --- publish paths -------------------------------------------------------------------------------
 
 TEST(PublishPath, AcceptsOrdinaryPaths) {
-  for (const char* p : {"index.html", "a/b/c.css", "with space.txt", "caf\xc3\xa9.html", ".well-known/x"})
+  for (const char* p :
+       {"index.html", "a/b/c.css", "with space.txt", "caf\xc3\xa9.html", ".well-known/x"})
     EXPECT_NO_THROW(host::validate_publish_path(p)) << p;
 }
 
 TEST(PublishPath, RefusesEscapesNamingThePath) {
-  for (std::string p : {std::string(""), std::string("/abs"), std::string(".."), std::string("a/../b"),
-                        std::string("./a"), std::string("a//b"), std::string("a/"), std::string("a\\b"),
-                        std::string("a\nb"), std::string("nul\0byte", 8), std::string(1025, 'a')}) {
+  for (std::string p :
+       {std::string(""), std::string("/abs"), std::string(".."), std::string("a/../b"),
+        std::string("./a"), std::string("a//b"), std::string("a/"), std::string("a\\b"),
+        std::string("a\nb"), std::string("nul\0byte", 8), std::string(1025, 'a')}) {
     std::string e = invalid([&] { host::validate_publish_path(p); });
     EXPECT_NE(e.find("path '"), std::string::npos) << e;
   }
@@ -314,16 +328,20 @@ TEST_F(PublishTest, SymlinkIsRefusedByNameAndNothingIsStored) {
 TEST_F(PublishTest, SymlinkToADirectoryIsRefusedToo) {
   site.write("index.html", "<h1>home</h1>");
   ASSERT_EQ(::symlink("/etc", (site / "etc").c_str()), 0);
-  EXPECT_NE(invalid([&] { pub.publish_dir("demo", site.path()); }).find(site / "etc"), std::string::npos);
+  EXPECT_NE(invalid([&] { pub.publish_dir("demo", site.path()); }).find(site / "etc"),
+            std::string::npos);
   expect_nothing_stored();
 }
 
 TEST_F(PublishTest, BadConfigSaysFileLineColumnAndNothingIsStored) {
   // Many files, so some are read before _atoll.toml whatever the directory order.
   for (int i = 0; i < 20; ++i) site.write("page" + std::to_string(i) + ".html", css(20 + i));
-  site.write("_atoll.toml", "not_found = \"404.html\"\n[[redirects]]\nfrom = \"/a\"\nto = \"/b\"\nstatus = 200\n");
+  site.write("_atoll.toml",
+             "not_found = \"404.html\"\n[[redirects]]\nfrom = \"/a\"\nto = \"/b\"\nstatus = 200\n");
   std::string e = invalid([&] { pub.publish_dir("demo", site.path()); });
-  EXPECT_TRUE(std::regex_search(e, std::regex("^" + site.path() + "/_atoll\\.toml:5:\\d+: 'status'"))) << e;
+  EXPECT_TRUE(
+      std::regex_search(e, std::regex("^" + site.path() + "/_atoll\\.toml:5:\\d+: 'status'")))
+      << e;
   expect_nothing_stored();
 }
 
@@ -340,22 +358,26 @@ TEST_F(PublishTest, InvalidSiteNameIsRefusedBeforeAnythingIsRead) {
 }
 
 TEST_F(PublishTest, NotADirectory) {
-  EXPECT_NE(invalid([&] { pub.publish_dir("demo", site / "missing"); }).find("is not a directory"), std::string::npos);
+  EXPECT_NE(invalid([&] { pub.publish_dir("demo", site / "missing"); }).find("is not a directory"),
+            std::string::npos);
 }
 
-// --- publish_files and publish_manifest --------------------------------------------------------------
+// --- publish_files and publish_manifest
+// --------------------------------------------------------------
 
 TEST_F(PublishTest, PublishFilesRefusesABadPathAndStoresNothing) {
   std::vector<host::PublishFile> files = {
       {"index.html", css(30)}, {"style.css", css(40)}, {"a/../../escape", "x"}};
-  EXPECT_NE(invalid([&] { pub.publish_files("demo", files); }).find("a/../../escape"), std::string::npos);
+  EXPECT_NE(invalid([&] { pub.publish_files("demo", files); }).find("a/../../escape"),
+            std::string::npos);
   expect_nothing_stored();
 }
 
 TEST_F(PublishTest, PublishFilesRefusesABadConfigAndStoresNothing) {
   std::vector<host::PublishFile> files = {{"index.html", css(30)}, {"_atoll.toml", "spa = 1\n"}};
   std::string e = invalid([&] { pub.publish_files("demo", files); });
-  EXPECT_TRUE(std::regex_search(e, std::regex("^_atoll\\.toml:1:\\d+: 'spa' must be a string"))) << e;
+  EXPECT_TRUE(std::regex_search(e, std::regex("^_atoll\\.toml:1:\\d+: 'spa' must be a string")))
+      << e;
   expect_nothing_stored();
 }
 
@@ -395,18 +417,21 @@ TEST_F(PublishTest, PublishManifestRefusesAMissingBlobAndStoresNothing) {
 TEST_F(PublishTest, PublishManifestRefusesABadConfigAndStoresNothing) {
   std::string uploaded = store.put(css(100));
   auto before = store.list();
-  EXPECT_THROW(pub.publish_manifest("demo", {{"a.css", uploaded}}, "spa = [\n"), std::invalid_argument);
+  EXPECT_THROW(pub.publish_manifest("demo", {{"a.css", uploaded}}, "spa = [\n"),
+               std::invalid_argument);
   EXPECT_EQ(store.list(), before);
   EXPECT_TRUE(db->sites().empty());
 }
 
 TEST_F(PublishTest, PublishManifestRefusesDigestsThatAreNot) {
   EXPECT_THROW(pub.publish_manifest("demo", {{"a.css", "../../etc/passwd"}}, ""), DbError);
-  EXPECT_THROW(pub.publish_manifest("demo", {{"../a.css", host::sha256_hex("x")}}, ""), std::invalid_argument);
+  EXPECT_THROW(pub.publish_manifest("demo", {{"../a.css", host::sha256_hex("x")}}, ""),
+               std::invalid_argument);
   expect_nothing_stored();
 }
 
-// --- garbage collection ---------------------------------------------------------------------------------
+// --- garbage collection
+// ---------------------------------------------------------------------------------
 
 TEST_F(PublishTest, CollectGarbageKeepsWhatKeptDeploysUse) {
   for (int v = 1; v <= 4; ++v) {
