@@ -4,6 +4,7 @@
 #include <atoll/runtime/log.hpp>
 #include <atoll/runtime/loop.hpp>
 #include <atoll/runtime/offload.hpp>
+#include <atoll/web/request_checks.hpp>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -120,41 +121,7 @@ std::string cache_control_for(std::string_view path, std::string_view mime) {
   return "public, max-age=300";
 }
 
-double accepts(std::string_view header, std::string_view coding) {
-  std::size_t pos = 0;
-  double star = 0;
-  while (pos <= header.size()) {
-    std::size_t comma = header.find(',', pos);
-    std::string_view item = header.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
-    pos = comma == std::string_view::npos ? header.size() + 1 : comma + 1;
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    std::size_t semi = item.find(';');
-    std::string_view name = item.substr(0, semi);
-    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
-    double q = 1;
-    if (semi != std::string_view::npos) {
-      auto qp = item.find("q=", semi);
-      if (qp != std::string_view::npos) q = std::strtod(std::string(item.substr(qp + 2, 5)).c_str(), nullptr);
-    }
-    if (http::iequals(name, coding)) return q;
-    if (name == "*") star = q;
-  }
-  return star;
-}
 
-bool safe_path(std::string_view p) {
-  if (p.empty() || p.front() != '/') return false;
-  if (p.find('\0') != std::string_view::npos || p.find('\\') != std::string_view::npos) return false;
-  std::size_t i = 0;
-  while (i < p.size()) {
-    std::size_t j = p.find('/', i + 1);
-    std::string_view seg = p.substr(i + 1, j == std::string_view::npos ? std::string_view::npos : j - i - 1);
-    if (seg == ".." || seg == ".") return false;
-    if (j == std::string_view::npos) break;
-    i = j;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -461,7 +428,7 @@ struct Host::Impl {
       if (!ae.empty())
         for (Enc e : {Enc::br, Enc::zstd, Enc::gzip}) {
           if (!r.variants[int(e)]) continue;
-          double q = accepts(ae, enc_names[int(e)]);
+          double q = web::accepted_quality(ae, enc_names[int(e)]);
           if (q > best) {
             best = q;
             enc = e;
@@ -528,7 +495,7 @@ struct Host::Impl {
       co_return;
     }
     std::string_view path = c.path();
-    if (!safe_path(path)) {
+    if (!web::is_safe_path(path)) {
       co_await c.send(400, "Bad Request: the path holds '..', '.', a backslash or a NUL\n");
       co_return;
     }

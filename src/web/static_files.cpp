@@ -3,6 +3,7 @@
 #include <atoll/http/date.hpp>
 #include <atoll/runtime/loop.hpp>
 #include <atoll/web/mime.hpp>
+#include <atoll/web/request_checks.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -57,44 +58,6 @@ struct Cache {
   std::unordered_map<std::string, std::shared_ptr<Entry>> entries;
   std::size_t inline_bytes = 0;
 };
-
-bool path_is_safe(std::string_view p) {
-  if (p.empty() || p.front() != '/') return false;
-  if (p.find('\0') != std::string_view::npos || p.find('\\') != std::string_view::npos) return false;
-  std::size_t i = 0;
-  while (i < p.size()) {
-    std::size_t j = p.find('/', i + 1);
-    std::string_view seg = p.substr(i + 1, j == std::string_view::npos ? std::string_view::npos : j - i - 1);
-    if (seg == ".." || seg == ".") return false;
-    if (j == std::string_view::npos) break;
-    i = j;
-  }
-  return true;
-}
-
-// The q-value a client gives `coding` in Accept-Encoding (0 if refused or absent).
-double accepts(std::string_view header, std::string_view coding) {
-  double star = -1;
-  std::size_t pos = 0;
-  while (pos <= header.size()) {
-    std::size_t comma = header.find(',', pos);
-    std::string_view item = header.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
-    pos = comma == std::string_view::npos ? header.size() + 1 : comma + 1;
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-    std::size_t semi = item.find(';');
-    std::string_view name = item.substr(0, semi);
-    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
-    double q = 1;
-    if (semi != std::string_view::npos) {
-      std::string_view params = item.substr(semi + 1);
-      auto qpos = params.find("q=");
-      if (qpos != std::string_view::npos) q = std::strtod(std::string(params.substr(qpos + 2, 5)).c_str(), nullptr);
-    }
-    if (iequals(name, coding)) return q;
-    if (name == "*") star = q;
-  }
-  return star > 0 ? star : 0;
-}
 
 struct Range {
   std::uint64_t first, last;  // inclusive
@@ -302,7 +265,7 @@ Task<bool> StaticFiles::serve(Conn& c, bool passive) {
     co_await c.send(405, "Method Not Allowed\n");
     co_return true;
   }
-  if (!path_is_safe(path)) {
+  if (!is_safe_path(path)) {
     c.set_header("Content-Type", "text/plain; charset=utf-8");
     co_await c.send(400, "Bad Request: the path holds '..', '.', a backslash or a NUL\n");
     co_return true;
@@ -334,7 +297,7 @@ Task<bool> StaticFiles::serve(Conn& c, bool passive) {
       double best = 0;
       for (Encoding cand : {Encoding::br, Encoding::zstd, Encoding::gzip}) {
         if (!e->variants[int(cand)]) continue;
-        double q = accepts(ae, encoding_names[int(cand)]);
+        double q = accepted_quality(ae, encoding_names[int(cand)]);
         if (q > best) {
           best = q;
           enc = cand;
