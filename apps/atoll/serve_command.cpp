@@ -38,8 +38,8 @@ void add_serve_options(CLI::App& cmd, ServeSettings& s) {
   cmd.add_option("--base-domain", s.base_domain, "Sites answer at NAME.<base domain>")->capture_default_str();
   cmd.add_option("--demo-sites", s.demo_sites, "Directory of sites published on first run (default: examples/sites)");
   cmd.add_option("--workers", s.workers,
-                 "Worker processes under a supervising master (0 = one per core); --workers 1 still "
-                 "restarts a crashed worker")
+                 "Worker processes under a supervising master (default 1, with a loop per core); with "
+                 "more, /metrics counts only the answering worker and other workers see a deploy within 0.5 s")
       ->capture_default_str();
   cmd.add_option("--loops", s.loops, "Event loops (threads) per worker; 0 = one per core, or 1 with several workers")
       ->capture_default_str();

@@ -19,7 +19,7 @@ struct ServeSettings {
   std::string data = "atoll-data";
   std::string base_domain = "localhost";
   std::string demo_sites;                            // published on first run; "" = find examples/sites
-  unsigned workers = 0;                              // 0 = one per core; see run_host
+  unsigned workers = 0;                              // 0 = the default, 1; see host_serve.cpp
   unsigned loops = 0;
   std::size_t max_connections = 0;
   std::size_t max_upload = 256 * 1024 * 1024;        // admin API; see host::AdminOptions::max_upload
