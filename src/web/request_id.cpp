@@ -3,20 +3,29 @@
 #include <sys/random.h>
 
 #include <cstdint>
-#include <cstdio>
 
 namespace atl::web {
 
-std::string make_request_id() {
+void make_request_id(std::string& out) {
   thread_local std::uint64_t prefix = [] {
     std::uint64_t r = 0;
     if (getrandom(&r, sizeof r, 0) != sizeof r) r = std::uint64_t(reinterpret_cast<std::uintptr_t>(&r)) ^ 0x9e3779b97f4a7c15u;
     return r;
   }();
   thread_local std::uint32_t counter = 0;
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%012llx%08x", static_cast<unsigned long long>(prefix & 0xffffffffffffULL), ++counter);
-  return buf;
+  static constexpr char hex[] = "0123456789abcdef";
+  out.resize(20);
+  char* p = out.data();
+  std::uint64_t high = prefix;
+  for (int i = 11; i >= 0; --i, high >>= 4) p[i] = hex[high & 15];
+  std::uint32_t low = ++counter;
+  for (int i = 19; i >= 12; --i, low >>= 4) p[i] = hex[low & 15];
+}
+
+std::string make_request_id() {
+  std::string id;
+  make_request_id(id);
+  return id;
 }
 
 bool is_sane_request_id(std::string_view id) noexcept {
@@ -30,7 +39,7 @@ Middleware request_id(RequestIdOptions options) {
   return [options = std::move(options)](Conn& c, const App& next) -> Task<> {
     std::string_view incoming = c.header(options.header);
     if (options.trust_incoming && is_sane_request_id(incoming)) c.request_id.assign(incoming);
-    else c.request_id = make_request_id();
+    else make_request_id(c.request_id);
     c.response_headers().set(options.header, c.request_id);
     co_await next(c);
   };

@@ -24,6 +24,9 @@ Middleware request_id(RequestIdOptions options = {});
 /// A new id: 20 hex digits, unique within the process and unlikely to repeat
 /// across processes (a random per-thread prefix and a counter).
 std::string make_request_id();
+/// The same, written into `out` (which keeps its capacity: no allocation
+/// per request once a connection is warm).
+void make_request_id(std::string& out);
 /// True if `id` may be accepted from a client.
 bool is_sane_request_id(std::string_view id) noexcept;
 
