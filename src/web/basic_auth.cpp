@@ -71,8 +71,8 @@ struct Gate {
     int found = -1;
     for (std::size_t i = 0; i < accounts.size(); ++i) {
       // Both comparisons always run; `&` not `&&`: no short cut to time.
-      int hit = (CRYPTO_memcmp(u.data(), accounts[i].user.data(), u.size()) == 0) &
-                (CRYPTO_memcmp(p.data(), accounts[i].password.data(), p.size()) == 0);
+      int hit = int(CRYPTO_memcmp(u.data(), accounts[i].user.data(), u.size()) == 0) &
+                int(CRYPTO_memcmp(p.data(), accounts[i].password.data(), p.size()) == 0);
       found = hit ? int(i) : found;
     }
     if (found < 0) return std::nullopt;
