@@ -76,8 +76,12 @@ class Host:
             self.stop()
             raise AssertionError("atoll serve did not start:\n" + self.output())
         wait_until(lambda: len(children(self.proc.pid)) >= workers, 10)
-        # Ready means: a request is answered.
-        assert wait_until(lambda: self.try_get(host=ready_host) == 200, 10), self.output()
+        # Ready means: a request is answered. A server that never gets there
+        # is stopped here, or it would outlive the test.
+        if not wait_until(lambda: self.try_get(host=ready_host) == 200, 10):
+            output = self.output()
+            self.stop()
+            raise AssertionError("atoll serve did not answer:\n" + output)
 
     def _parse(self):
         text = self.output()
