@@ -4,6 +4,8 @@
 #include <atoll/runtime/log.hpp>
 
 #include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -15,6 +17,12 @@
 #include <thread>
 
 namespace atl::web {
+
+namespace {
+// Lines are written in batches of about this size: big enough that a write
+// carries hundreds of lines, small enough to cost tens of microseconds.
+constexpr std::size_t batch_bytes = 64 * 1024;
+}  // namespace
 
 struct AccessLogSink::State {
   int fd = -1;
@@ -38,8 +46,8 @@ struct AccessLogSink::State {
       cv.wait(lock, [&] { return stopping || !pending.empty(); });
       if (pending.empty() && stopping) return;
       // Let a batch gather unless it is already big.
-      if (!stopping && pending.size() < 64 * 1024)
-        cv.wait_for(lock, std::chrono::milliseconds(flush_ms), [&] { return stopping || pending.size() >= 64 * 1024; });
+      if (!stopping && pending.size() < batch_bytes)
+        cv.wait_for(lock, std::chrono::milliseconds(flush_ms), [&] { return stopping || pending.size() >= batch_bytes; });
       batch.clear();
       batch.swap(pending);
       std::uint64_t lines = appended - written;
@@ -83,7 +91,12 @@ AccessLogSink::AccessLogSink(const AccessLogOptions& options) : state_(std::make
       throw std::runtime_error("access log: cannot open '" + options.path + "': " + std::strerror(errno));
     state_->own_fd = true;
   }
-  state_->writer = std::thread([s = state_.get()] { s->run(); });
+  state_->writer = std::thread([s = state_.get()] {
+    // A lower priority than the loops: the writer needs little CPU and
+    // should not take a busy core's timeslice from a loop.
+    ::setpriority(PRIO_PROCESS, pid_t(::syscall(SYS_gettid)), 10);
+    s->run();
+  });
 }
 
 AccessLogSink::~AccessLogSink() {
@@ -104,7 +117,11 @@ void AccessLogSink::append(std::string_view line) {
       ++state_->dropped;
       return;
     }
-    wake = state_->pending.empty();
+    // Wake the writer when the queue starts, and again when it reaches a
+    // batch: otherwise it sleeps out flush_ms and then writes megabytes in
+    // one burst, which holds a busy core for milliseconds.
+    std::size_t before = state_->pending.size();
+    wake = before == 0 || (before < batch_bytes && before + line.size() >= batch_bytes);
     state_->pending.append(line);
     ++state_->appended;
   }
