@@ -165,22 +165,12 @@ int run_host(const ServeSettings& initial, net::ServerOptions options, std::func
       for (unsigned w = 0; w < workers; ++w) {
         for (auto& ep : public_eps) {
           int fd = net::open_listener(ep, options.backlog, true);
-          if (ep.port() == 0) {  // the first picked a port: the rest join it
-            sockaddr_storage ss{};
-            socklen_t len = sizeof ss;
-            getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-            ep = net::Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-          }
+          if (ep.port() == 0) ep = net::Endpoint::local_of(fd);  // the first picked a port: the rest join it
           fds.push_back(fd);
         }
         if (with_admin) {
           int fd = net::open_listener(admin_ep, 128, true);
-          if (admin_ep.port() == 0) {
-            sockaddr_storage ss{};
-            socklen_t len = sizeof ss;
-            getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-            admin_ep = net::Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-          }
+          if (admin_ep.port() == 0) admin_ep = net::Endpoint::local_of(fd);
           fds.push_back(fd);
         }
       }
@@ -191,10 +181,7 @@ int run_host(const ServeSettings& initial, net::ServerOptions options, std::func
   }
   // Report what we listen on (from the sockets themselves: inherited ones too).
   for (std::size_t i = 0; i < per_worker; ++i) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    getsockname(fds[i], reinterpret_cast<sockaddr*>(&ss), &len);
-    auto ep = net::Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+    auto ep = net::Endpoint::local_of(fds[i]);
     if (with_admin && i == per_worker - 1) std::printf("admin API on http://%s\n", ep.to_string().c_str());
     else
       std::printf("serving sites on http://%s (each site at http://NAME.%s:%u/)\n", ep.to_string().c_str(),

@@ -89,6 +89,13 @@ Endpoint Endpoint::from_sockaddr(const sockaddr* sa, socklen_t len) {
   return e;
 }
 
+Endpoint Endpoint::local_of(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (fd < 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) < 0) return {};
+  return from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+}
+
 std::uint16_t Endpoint::port() const noexcept {
   if (family() == AF_INET) return ntohs(addr_.in4.sin_port);
   if (family() == AF_INET6) return ntohs(addr_.in6.sin6_port);

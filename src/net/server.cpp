@@ -160,11 +160,8 @@ void Server::open_listeners() {
   };
   if (!options_.inherited_listeners.empty()) {
     for (int fd : options_.inherited_listeners) {
-      sockaddr_storage ss{};
-      socklen_t len = sizeof ss;
-      if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) < 0)
-        fail("inherited descriptor " + std::to_string(fd) + " is not a socket", errno);
-      Endpoint ep = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+      Endpoint ep = Endpoint::local_of(fd);
+      if (!ep.valid()) fail("inherited descriptor " + std::to_string(fd) + " is not a socket", errno);
       fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
       endpoints_.push_back(ep);
       if (!port_) port_ = ep.port();
@@ -179,10 +176,7 @@ void Server::open_listeners() {
       int fd = open_listener(ep, options_.backlog, true);
       if (ep.port() == 0) {
         // The first listener picked a free port: the other loops join it.
-        sockaddr_storage ss{};
-        socklen_t len = sizeof ss;
-        getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-        ep = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+        ep = Endpoint::local_of(fd);
         port = ep.port();
       }
       add(*ls, fd, ep);

@@ -49,13 +49,7 @@ void Socket::close() noexcept {
   if (watch_.writer) loop_->schedule(std::exchange(watch_.writer, {}));
 }
 
-Endpoint Socket::local() const {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (watch_.fd < 0 || getsockname(watch_.fd, reinterpret_cast<sockaddr*>(&ss), &len) < 0)
-    return {};
-  return Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-}
+Endpoint Socket::local() const { return Endpoint::local_of(watch_.fd); }
 
 std::string_view Socket::alpn() const noexcept {
   if (!ssl_) return {};

@@ -21,6 +21,11 @@ class Endpoint {
   static Endpoint ip(std::string_view address, std::uint16_t port);
   static Endpoint unix_path(std::string_view path);
   static Endpoint from_sockaddr(const sockaddr* sa, socklen_t len);
+  /// The address a socket is bound to (getsockname); an empty Endpoint
+  /// (valid() false, errno set) if `fd` is not a bound socket.
+  static Endpoint local_of(int fd);
+  /// False for a default-constructed or failed Endpoint.
+  bool valid() const noexcept { return len_ != 0; }
 
   int family() const noexcept { return addr_.sa.sa_family; }
   bool is_unix() const noexcept { return family() == AF_UNIX; }
