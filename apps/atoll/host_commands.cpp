@@ -6,7 +6,6 @@
 #include <atoll/host/publish.hpp>
 #include <atoll/host/store.hpp>
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -37,24 +36,6 @@ std::string read_all(const std::string& path) {
   std::ostringstream ss;
   ss << f.rdbuf();
   return ss.str();
-}
-
-void list_files(const std::string& root, const std::string& rel, std::vector<std::string>& out) {
-  std::string dir = rel.empty() ? root : root + "/" + rel;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) throw std::runtime_error("cannot list '" + dir + "'");
-  std::vector<std::string> names;
-  while (dirent* e = ::readdir(d))
-    if (e->d_name[0] != '.') names.emplace_back(e->d_name);
-  ::closedir(d);
-  for (const auto& n : names) {
-    std::string r = rel.empty() ? n : rel + "/" + n;
-    struct stat st;
-    if (::lstat((root + "/" + r).c_str(), &st) != 0) continue;
-    if (S_ISLNK(st.st_mode)) throw std::invalid_argument("'" + root + "/" + r + "' is a symlink: publish the file itself");
-    if (S_ISDIR(st.st_mode)) list_files(root, r, out);
-    else if (S_ISREG(st.st_mode)) out.push_back(r);
-  }
 }
 
 // Checks an admin API answer; throws with the server's error message.
@@ -117,8 +98,7 @@ int run_publish(const PublishSettings& s) {
       return 0;
     }
     // Remote: a manifest of hashes; upload only the blobs the server lacks.
-    std::vector<std::string> paths;
-    list_files(s.dir, "", paths);
+    std::vector<std::string> paths = host::publishable_files(s.dir);
     json files = json::object();
     std::map<std::string, std::string> by_hash;
     std::string config;

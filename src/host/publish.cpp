@@ -75,6 +75,12 @@ DbError duplicate_path(std::string_view path) {
 
 }  // namespace
 
+std::vector<std::string> publishable_files(const std::string& dir) {
+  std::vector<std::string> paths;
+  walk(dir, "", paths);
+  return paths;
+}
+
 void validate_publish_path(std::string_view p) {
   auto bad = [&](const char* why) {
     throw std::invalid_argument("path '" + std::string(p.substr(0, 200)) + "' " + why);
@@ -263,8 +269,7 @@ PublishResult Publisher::publish_dir(const std::string& site, const std::string&
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     throw std::invalid_argument("'" + dir + "' is not a directory");
-  std::vector<std::string> paths;
-  walk(dir, "", paths);
+  std::vector<std::string> paths = publishable_files(dir);
   // The paths and the config are checked before the first blob is stored.
   std::string config_json = "{}";
   for (const auto& p : paths) {

@@ -59,6 +59,11 @@ struct PublishFile {
   std::string bytes;
 };
 
+/// The files `atoll publish DIR` takes: every regular file under `dir`,
+/// relative and '/'-separated, hidden names skipped. A symlink is refused
+/// (std::invalid_argument naming it), as is anything that cannot be listed.
+std::vector<std::string> publishable_files(const std::string& dir);
+
 /// Throws std::invalid_argument if `path` could escape or confuse the site:
 /// empty, absolute, "..", ".", empty segments, backslashes, control bytes.
 void validate_publish_path(std::string_view path);
