@@ -4,6 +4,7 @@
 #include <atoll/runtime/log.hpp>
 #include <atoll/runtime/loop.hpp>
 #include <atoll/runtime/offload.hpp>
+#include <atoll/runtime/string_map.hpp>
 #include <atoll/web/request_checks.hpp>
 
 #include <fcntl.h>
@@ -20,12 +21,7 @@ namespace atl::host {
 
 namespace {
 
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
-template <class V>
-using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+using runtime::StringMap;
 
 // Status codes counted one by one; the rest are counted as "other" so the
 // metric's cardinality stays bounded.

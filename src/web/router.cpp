@@ -1,5 +1,7 @@
 #include <atoll/web/router.hpp>
 
+#include <atoll/runtime/string_map.hpp>
+
 #include <algorithm>
 #include <map>
 #include <stdexcept>
@@ -9,10 +11,6 @@ namespace atl::web {
 
 namespace {
 
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
 
 struct Endpoint {
   App handler;
@@ -20,7 +18,7 @@ struct Endpoint {
 };
 
 struct Node {
-  std::unordered_map<std::string, std::unique_ptr<Node>, StringHash, std::equal_to<>> statics;
+  runtime::StringMap<std::unique_ptr<Node>> statics;
   struct Param {
     std::string prefix, name, suffix;
     std::string first_pattern;  // a route that introduced it

@@ -2,6 +2,7 @@
 
 #include <atoll/http/date.hpp>
 #include <atoll/runtime/loop.hpp>
+#include <atoll/runtime/string_map.hpp>
 #include <atoll/web/mime.hpp>
 #include <atoll/web/request_checks.hpp>
 
@@ -55,7 +56,7 @@ struct Entry {
 struct Cache {
   // Shared: a request holds its entry while it sends, so an eviction on the
   // same loop never closes a descriptor that a suspended sendfile still uses.
-  std::unordered_map<std::string, std::shared_ptr<Entry>> entries;
+  runtime::StringMap<std::shared_ptr<Entry>> entries;
   std::size_t inline_bytes = 0;
 };
 
@@ -226,7 +227,7 @@ std::shared_ptr<Entry> StaticFiles::lookup(std::string_view path) {
   Cache& cache = this->cache();
   auto* loop = runtime::Loop::current();
   std::int64_t now = loop ? loop->now_ms() : 0;
-  auto it = cache.entries.find(std::string(path));
+  auto it = cache.entries.find(path);  // no string built on a hit
   if (it != cache.entries.end()) {
     Entry& e = *it->second;
     if (now - e.checked_ms < opt_.revalidate_ms) return it->second;
