@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(std::uint16_t(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(lfd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0 || listen(lfd, 1024) < 0) {
+  if (bind(lfd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0 ||
+      listen(lfd, 1024) < 0) {
     std::fprintf(stderr, "echo_floor: cannot listen: %s\n", std::strerror(errno));
     return 1;
   }

@@ -68,7 +68,9 @@ std::int64_t now_ns() {
 std::int64_t process_cpu_ns() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  auto tv = [](const timeval& t) { return std::int64_t(t.tv_sec) * 1'000'000'000 + std::int64_t(t.tv_usec) * 1000; };
+  auto tv = [](const timeval& t) {
+    return std::int64_t(t.tv_sec) * 1'000'000'000 + std::int64_t(t.tv_usec) * 1000;
+  };
   return tv(ru.ru_utime) + tv(ru.ru_stime);
 }
 
@@ -126,8 +128,8 @@ long long machine_busy_ticks() {
   FILE* f = std::fopen("/proc/stat", "r");
   if (!f) return -1;
   long long v[10] = {};
-  int got = std::fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1], &v[2], &v[3],
-                        &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
+  int got = std::fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1],
+                        &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
   std::fclose(f);
   if (got < 8) return -1;
   // user nice system idle iowait irq softirq steal (guest time is inside user).
@@ -149,17 +151,27 @@ Options parse(int argc, char** argv) {
       if (i + 1 >= argc) usage();
       return argv[++i];
     };
-    if (a == "--host") o.host = value();
-    else if (a == "--port") o.port = std::atoi(value());
-    else if (a == "--connections" || a == "-c") o.connections = std::atoi(value());
-    else if (a == "--size") o.size = std::atoi(value());
-    else if (a == "--duration") o.duration_s = std::atof(value());
-    else if (a == "--warmup") o.warmup_s = std::atof(value());
-    else if (a == "--server-pid") o.server_pid = std::atol(value());
-    else if (a == "--json") o.json = true;
-    else usage();
+    if (a == "--host")
+      o.host = value();
+    else if (a == "--port")
+      o.port = std::atoi(value());
+    else if (a == "--connections" || a == "-c")
+      o.connections = std::atoi(value());
+    else if (a == "--size")
+      o.size = std::atoi(value());
+    else if (a == "--duration")
+      o.duration_s = std::atof(value());
+    else if (a == "--warmup")
+      o.warmup_s = std::atof(value());
+    else if (a == "--server-pid")
+      o.server_pid = std::atol(value());
+    else if (a == "--json")
+      o.json = true;
+    else
+      usage();
   }
-  if (o.port <= 0 || o.connections <= 0 || o.size <= 0 || o.duration_s <= 0 || o.warmup_s < 0) usage();
+  if (o.port <= 0 || o.connections <= 0 || o.size <= 0 || o.duration_s <= 0 || o.warmup_s < 0)
+    usage();
   return o;
 }
 
@@ -286,7 +298,8 @@ int main(int argc, char** argv) {
         --live;
         continue;
       }
-      if (std::memcmp(in.data() + c.received, message.data() + c.received, std::size_t(r)) != 0) ++mismatches;
+      if (std::memcmp(in.data() + c.received, message.data() + c.received, std::size_t(r)) != 0)
+        ++mismatches;
       c.received += int(r);
       if (c.received < opt.size) continue;
       std::int64_t now = now_ns();
@@ -330,34 +343,43 @@ int main(int argc, char** argv) {
   // CPU used by everything else on the machine during the window, in cores:
   // well above 0.05 means the figures were disturbed by other work.
   double machine_s = double(machine1 - machine0) / hz;
-  double other_busy = opt.server_pid ? std::max(0.0, busy(machine_s - server_sched_s - client_cpu_s)) : 0;
+  double other_busy =
+      opt.server_pid ? std::max(0.0, busy(machine_s - server_sched_s - client_cpu_s)) : 0;
 
   if (opt.json) {
     std::printf(
-        "{\"connections\": %d, \"size\": %d, \"window_s\": %.3f, \"messages\": %llu, \"msgs_per_s\": %.0f, "
-        "\"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f, "
+        "{\"connections\": %d, \"size\": %d, \"window_s\": %.3f, \"messages\": %llu, "
+        "\"msgs_per_s\": %.0f, "
+        "\"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": "
+        "%.1f, "
         "\"server_cpu_s\": %.3f, \"server_cpu_us_per_msg\": %.3f, "
         "\"server_sched_s\": %.4f, \"server_sched_us_per_msg\": %.3f, "
-        "\"server_busy\": %.3f, \"client_cpu_s\": %.3f, \"client_cpu_us_per_msg\": %.3f, \"client_busy\": %.3f, "
+        "\"server_busy\": %.3f, \"client_cpu_s\": %.3f, \"client_cpu_us_per_msg\": %.3f, "
+        "\"client_busy\": %.3f, "
         "\"other_busy\": %.3f, \"errors\": %llu, \"mismatches\": %llu}\n",
-        opt.connections, opt.size, window_s, static_cast<unsigned long long>(measured), rate, p50, p90, p99,
-        p999, maxv, server_cpu_s, per_msg_us(server_cpu_s), server_sched_s, per_msg_us(server_sched_s),
-        busy(server_sched_s), client_cpu_s, per_msg_us(client_cpu_s), busy(client_cpu_s), other_busy,
-        static_cast<unsigned long long>(errors),
+        opt.connections, opt.size, window_s, static_cast<unsigned long long>(measured), rate, p50,
+        p90, p99, p999, maxv, server_cpu_s, per_msg_us(server_cpu_s), server_sched_s,
+        per_msg_us(server_sched_s), busy(server_sched_s), client_cpu_s, per_msg_us(client_cpu_s),
+        busy(client_cpu_s), other_busy, static_cast<unsigned long long>(errors),
         static_cast<unsigned long long>(mismatches));
   } else {
-    std::printf("connections %d, %d-byte messages, window %.3f s\n", opt.connections, opt.size, window_s);
+    std::printf("connections %d, %d-byte messages, window %.3f s\n", opt.connections, opt.size,
+                window_s);
     std::printf("messages    %llu (%.0f/s)\n", static_cast<unsigned long long>(measured), rate);
-    std::printf("latency     p50 %.1f us, p90 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us\n", p50, p90,
-                p99, p999, maxv);
+    std::printf("latency     p50 %.1f us, p90 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us\n",
+                p50, p90, p99, p999, maxv);
     if (opt.server_pid)
-      std::printf("server CPU  %.3f s (stat), %.4f s (schedstat): %.3f / %.3f us per message, %.0f%% busy\n",
-                  server_cpu_s, server_sched_s, per_msg_us(server_cpu_s), per_msg_us(server_sched_s),
-                  100 * busy(server_sched_s));
-    std::printf("client CPU  %.3f s: %.3f us per message, %.0f%% busy\n", client_cpu_s, per_msg_us(client_cpu_s),
-                100 * busy(client_cpu_s));
-    if (opt.server_pid) std::printf("other work  %.0f%% of a core (the rest of the machine)\n", 100 * other_busy);
-    std::printf("errors      %llu, mismatched bytes %llu\n", static_cast<unsigned long long>(errors),
+      std::printf(
+          "server CPU  %.3f s (stat), %.4f s (schedstat): %.3f / %.3f us per message, %.0f%% "
+          "busy\n",
+          server_cpu_s, server_sched_s, per_msg_us(server_cpu_s), per_msg_us(server_sched_s),
+          100 * busy(server_sched_s));
+    std::printf("client CPU  %.3f s: %.3f us per message, %.0f%% busy\n", client_cpu_s,
+                per_msg_us(client_cpu_s), 100 * busy(client_cpu_s));
+    if (opt.server_pid)
+      std::printf("other work  %.0f%% of a core (the rest of the machine)\n", 100 * other_busy);
+    std::printf("errors      %llu, mismatched bytes %llu\n",
+                static_cast<unsigned long long>(errors),
                 static_cast<unsigned long long>(mismatches));
   }
   return errors || mismatches ? 1 : 0;

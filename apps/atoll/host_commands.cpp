@@ -44,8 +44,11 @@ json expect(const HttpResponse& r, std::initializer_list<int> ok, const std::str
   for (int s : ok) good = good || r.status == s;
   auto j = json::parse(r.body, nullptr, false);
   if (!good) {
-    std::string msg = !j.is_discarded() && j.is_object() && j.contains("error") ? j["error"].get<std::string>() : r.body;
-    if (r.status == 401) msg += " (pass --token or set ATOLL_TOKEN; the token is in the server's DATA/admin.token)";
+    std::string msg = !j.is_discarded() && j.is_object() && j.contains("error")
+                          ? j["error"].get<std::string>()
+                          : r.body;
+    if (r.status == 401)
+      msg += " (pass --token or set ATOLL_TOKEN; the token is in the server's DATA/admin.token)";
     throw std::runtime_error(what + ": HTTP " + std::to_string(r.status) + ": " + msg);
   }
   return j.is_discarded() ? json::object() : j;
@@ -80,7 +83,8 @@ std::string when(std::int64_t t) {
 }  // namespace
 
 void add_target_options(CLI::App& cmd, HostTarget& t) {
-  cmd.add_option("--data", t.data, "Local data directory (when no --server)")->capture_default_str();
+  cmd.add_option("--data", t.data, "Local data directory (when no --server)")
+      ->capture_default_str();
   cmd.add_option("--server", t.server, "Admin API of a running server, e.g. http://127.0.0.1:8081");
   cmd.add_option("--token", t.token, "Admin token (default: $ATOLL_TOKEN)");
 }
@@ -93,8 +97,9 @@ int run_publish(const PublishSettings& s) {
       host::Publisher pub(*local.store, *local.db);
       auto r = pub.publish_dir(s.site, s.dir);
       pub.collect_garbage(10);
-      std::printf("deploy %lld of %s is live: %zu files, %zu new blobs, %llu bytes\n", static_cast<long long>(r.deploy),
-                  s.site.c_str(), r.files, r.new_blobs, static_cast<unsigned long long>(r.bytes));
+      std::printf("deploy %lld of %s is live: %zu files, %zu new blobs, %llu bytes\n",
+                  static_cast<long long>(r.deploy), s.site.c_str(), r.files, r.new_blobs,
+                  static_cast<unsigned long long>(r.bytes));
       return 0;
     }
     // Remote: a manifest of hashes; upload only the blobs the server lacks.
@@ -116,8 +121,8 @@ int run_publish(const PublishSettings& s) {
     std::string token = token_of(s.target);
     json hashes = json::array();
     for (const auto& [h, _] : by_hash) hashes.push_back(h);
-    auto missing = expect(http_request("POST", s.target.server + "/api/blobs/missing", token, "application/json",
-                                       json{{"hashes", hashes}}.dump()),
+    auto missing = expect(http_request("POST", s.target.server + "/api/blobs/missing", token,
+                                       "application/json", json{{"hashes", hashes}}.dump()),
                           {200}, "asking which files the server lacks")["missing"];
     for (const auto& h : missing)
       expect(http_request("PUT", s.target.server + "/api/blobs/" + h.get<std::string>(), token,
@@ -125,11 +130,12 @@ int run_publish(const PublishSettings& s) {
              {201}, "uploading " + by_hash[h.get<std::string>()]);
     json body = {{"files", files}};
     if (!config.empty()) body["config"] = config;
-    auto r = expect(http_request("POST", s.target.server + "/api/sites/" + s.site + "/deploys", token,
-                                 "application/json", body.dump()),
+    auto r = expect(http_request("POST", s.target.server + "/api/sites/" + s.site + "/deploys",
+                                 token, "application/json", body.dump()),
                     {201}, "creating the deploy");
-    std::printf("deploy %lld of %s is live: %zu files, %zu uploaded\n", static_cast<long long>(r["deploy"].get<std::int64_t>()),
-                s.site.c_str(), paths.size(), missing.size());
+    std::printf("deploy %lld of %s is live: %zu files, %zu uploaded\n",
+                static_cast<long long>(r["deploy"].get<std::int64_t>()), s.site.c_str(),
+                paths.size(), missing.size());
     return 0;
   } catch (const std::exception& e) {
     return fail(e);
@@ -145,8 +151,8 @@ int run_rollback(const RollbackSettings& s) {
     } else {
       json body = json::object();
       if (s.to) body["to"] = *s.to;
-      live = expect(http_request("POST", s.target.server + "/api/sites/" + s.site + "/rollback", token_of(s.target),
-                                 "application/json", body.dump()),
+      live = expect(http_request("POST", s.target.server + "/api/sites/" + s.site + "/rollback",
+                                 token_of(s.target), "application/json", body.dump()),
                     {200}, "rolling back")["live"];
     }
     std::printf("%s: deploy %lld is live\n", s.site.c_str(), static_cast<long long>(live));
@@ -164,16 +170,21 @@ int run_sites(const ListSettings& s) {
       for (const auto& site : local.db->sites()) {
         std::string domains;
         for (const auto& d : site.domains) domains += (domains.empty() ? "" : ",") + d;
-        std::printf("%-24s %-8s %s\n", site.name.c_str(), site.live_deploy ? std::to_string(*site.live_deploy).c_str() : "-",
+        std::printf("%-24s %-8s %s\n", site.name.c_str(),
+                    site.live_deploy ? std::to_string(*site.live_deploy).c_str() : "-",
                     domains.c_str());
       }
     } else {
-      auto j = expect(http_request("GET", s.target.server + "/api/sites", token_of(s.target)), {200}, "listing sites");
+      auto j = expect(http_request("GET", s.target.server + "/api/sites", token_of(s.target)),
+                      {200}, "listing sites");
       for (const auto& site : j["sites"]) {
         std::string domains;
-        for (const auto& d : site["domains"]) domains += (domains.empty() ? "" : ",") + d.get<std::string>();
+        for (const auto& d : site["domains"])
+          domains += (domains.empty() ? "" : ",") + d.get<std::string>();
         std::printf("%-24s %-8s %s\n", site["name"].get<std::string>().c_str(),
-                    site["live_deploy"].is_null() ? "-" : std::to_string(site["live_deploy"].get<std::int64_t>()).c_str(),
+                    site["live_deploy"].is_null()
+                        ? "-"
+                        : std::to_string(site["live_deploy"].get<std::int64_t>()).c_str(),
                     domains.c_str());
       }
     }
@@ -189,15 +200,20 @@ int run_deploys(const ListSettings& s) {
     if (s.target.server.empty()) {
       Local local(s.target.data);
       for (const auto& d : local.db->deploys(s.site))
-        std::printf("%-8lld %-22s %8lld %12llu %s\n", static_cast<long long>(d.id), when(d.created_at).c_str(),
-                    static_cast<long long>(d.files), static_cast<unsigned long long>(d.bytes), d.live ? "live" : "");
+        std::printf("%-8lld %-22s %8lld %12llu %s\n", static_cast<long long>(d.id),
+                    when(d.created_at).c_str(), static_cast<long long>(d.files),
+                    static_cast<unsigned long long>(d.bytes), d.live ? "live" : "");
     } else {
-      auto j = expect(http_request("GET", s.target.server + "/api/sites/" + s.site + "/deploys", token_of(s.target)),
+      auto j = expect(http_request("GET", s.target.server + "/api/sites/" + s.site + "/deploys",
+                                   token_of(s.target)),
                       {200}, "listing deploys");
       for (const auto& d : j["deploys"])
-        std::printf("%-8lld %-22s %8lld %12llu %s\n", static_cast<long long>(d["id"].get<std::int64_t>()),
-                    when(d["created_at"].get<std::int64_t>()).c_str(), static_cast<long long>(d["files"].get<std::int64_t>()),
-                    static_cast<unsigned long long>(d["bytes"].get<std::uint64_t>()), d["live"].get<bool>() ? "live" : "");
+        std::printf("%-8lld %-22s %8lld %12llu %s\n",
+                    static_cast<long long>(d["id"].get<std::int64_t>()),
+                    when(d["created_at"].get<std::int64_t>()).c_str(),
+                    static_cast<long long>(d["files"].get<std::int64_t>()),
+                    static_cast<unsigned long long>(d["bytes"].get<std::uint64_t>()),
+                    d["live"].get<bool>() ? "live" : "");
     }
     return 0;
   } catch (const std::exception& e) {

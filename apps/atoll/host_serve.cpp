@@ -59,7 +59,9 @@ void publish_demo_sites(const ServeSettings& s) {
   for (const auto& name : names) {
     std::string dir = demo + "/" + name;
     struct stat st;
-    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || !host::site_name_error(name).empty()) continue;
+    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) ||
+        !host::site_name_error(name).empty())
+      continue;
     auto r = pub.publish_dir(name, dir);
     std::printf("published demo site %s (%zu files, deploy %lld)\n", name.c_str(), r.files,
                 static_cast<long long>(r.deploy));
@@ -67,8 +69,8 @@ void publish_demo_sites(const ServeSettings& s) {
 }
 
 // One worker: serve until SIGTERM, then drain.
-int run_worker(const ServeSettings& s, net::ServerOptions options, std::vector<int> public_fds, int admin_fd,
-               const std::string& token, int ready_fd) {
+int run_worker(const ServeSettings& s, net::ServerOptions options, std::vector<int> public_fds,
+               int admin_fd, const std::string& token, int ready_fd) {
   try {
     runtime::block_termination_signals();
     std::shared_ptr<host::Database> db = host::open_sqlite(s.data + "/atoll.db");
@@ -88,7 +90,8 @@ int run_worker(const ServeSettings& s, net::ServerOptions options, std::vector<i
       ao.max_upload = s.max_upload;
       ao.server_info = [&server] { return server.info(); };
       ao.draining = [&draining] { return draining.load(); };
-      admin = std::make_unique<net::Server>(admin_options, http::make_handler(host::admin_api(site_host, ao)));
+      admin = std::make_unique<net::Server>(admin_options,
+                                            http::make_handler(host::admin_api(site_host, ao)));
       admin->start();
     }
     [[maybe_unused]] auto n = ::write(ready_fd, "R", 1);
@@ -108,17 +111,19 @@ int run_worker(const ServeSettings& s, net::ServerOptions options, std::vector<i
 
 }  // namespace
 
-int run_host(const ServeSettings& initial, net::ServerOptions options, std::function<bool(ServeSettings&)> reload,
-             std::vector<std::string> argv) {
+int run_host(const ServeSettings& initial, net::ServerOptions options,
+             std::function<bool(ServeSettings&)> reload, std::vector<std::string> argv) {
   ServeSettings s = initial;
   if (::mkdir(s.data.c_str(), 0750) != 0 && errno != EEXIST) {
-    std::fprintf(stderr, "atoll serve: cannot create data directory '%s': %s\n", s.data.c_str(), std::strerror(errno));
+    std::fprintf(stderr, "atoll serve: cannot create data directory '%s': %s\n", s.data.c_str(),
+                 std::strerror(errno));
     return 1;
   }
   bool created = false;
   std::string token = host::load_or_create_token(s.data, created);
   if (created)
-    std::printf("admin token (shown once; also in %s/admin.token, mode 0600): %s\n", s.data.c_str(), token.c_str());
+    std::printf("admin token (shown once; also in %s/admin.token, mode 0600): %s\n", s.data.c_str(),
+                token.c_str());
   publish_demo_sites(s);  // before any fork: the master's SQLite handle is closed again here
 
   unsigned workers = s.workers ? s.workers : 1;
@@ -156,7 +161,9 @@ int run_host(const ServeSettings& initial, net::ServerOptions options, std::func
     log::info("serve: using {} socket(s) from systemd socket activation", activated.size());
   } else if (!fds.empty()) {
     if (fds.size() != workers * per_worker) {
-      std::fprintf(stderr, "atoll serve: inherited %zu listening sockets but these settings need %zu (%u workers × %zu)\n",
+      std::fprintf(stderr,
+                   "atoll serve: inherited %zu listening sockets but these settings need %zu (%u "
+                   "workers × %zu)\n",
                    fds.size(), workers * per_worker, workers, per_worker);
       return 2;
     }
@@ -165,7 +172,8 @@ int run_host(const ServeSettings& initial, net::ServerOptions options, std::func
       for (unsigned w = 0; w < workers; ++w) {
         for (auto& ep : public_eps) {
           int fd = net::open_listener(ep, options.backlog, true);
-          if (ep.port() == 0) ep = net::Endpoint::local_of(fd);  // the first picked a port: the rest join it
+          if (ep.port() == 0)
+            ep = net::Endpoint::local_of(fd);  // the first picked a port: the rest join it
           fds.push_back(fd);
         }
         if (with_admin) {
@@ -182,10 +190,11 @@ int run_host(const ServeSettings& initial, net::ServerOptions options, std::func
   // Report what we listen on (from the sockets themselves: inherited ones too).
   for (std::size_t i = 0; i < per_worker; ++i) {
     auto ep = net::Endpoint::local_of(fds[i]);
-    if (with_admin && i == per_worker - 1) std::printf("admin API on http://%s\n", ep.to_string().c_str());
+    if (with_admin && i == per_worker - 1)
+      std::printf("admin API on http://%s\n", ep.to_string().c_str());
     else
-      std::printf("serving sites on http://%s (each site at http://NAME.%s:%u/)\n", ep.to_string().c_str(),
-                  s.base_domain.c_str(), ep.port());
+      std::printf("serving sites on http://%s (each site at http://NAME.%s:%u/)\n",
+                  ep.to_string().c_str(), s.base_domain.c_str(), ep.port());
   }
   std::printf("supervising %u worker(s)\n", workers);
   std::fflush(stdout);
@@ -197,7 +206,8 @@ int run_host(const ServeSettings& initial, net::ServerOptions options, std::func
   sup.pid_file = s.data + "/atoll.pid";
   sup.stop_timeout_ms = options.drain_timeout_ms + 5000;
   sup.run_worker = [&](unsigned index, unsigned, int ready_fd) {
-    std::vector<int> mine(fds.begin() + long(index * per_worker), fds.begin() + long(index * per_worker + public_eps.size()));
+    std::vector<int> mine(fds.begin() + long(index * per_worker),
+                          fds.begin() + long(index * per_worker + public_eps.size()));
     int admin_fd = with_admin ? fds[index * per_worker + per_worker - 1] : -1;
     return run_worker(s, options, mine, admin_fd, token, ready_fd);
   };
@@ -207,12 +217,15 @@ int run_host(const ServeSettings& initial, net::ServerOptions options, std::func
     if (!reload(fresh)) return false;
     if (fresh.listen != s.listen || fresh.admin_listen != s.admin_listen || fresh.data != s.data ||
         (fresh.workers && fresh.workers != workers))
-      log::warn("reload: listen addresses, data directory and worker count change only with a restart or an upgrade");
+      log::warn(
+          "reload: listen addresses, data directory and worker count change only with a restart or "
+          "an upgrade");
     fresh.listen = s.listen;
     fresh.admin_listen = s.admin_listen;
     fresh.data = s.data;
     s = fresh;
-    log::info("reload: settings re-read (base domain {}, access log {})", s.base_domain, s.access_log);
+    log::info("reload: settings re-read (base domain {}, access log {})", s.base_domain,
+              s.access_log);
     return true;
   };
   return runtime::supervise(sup);

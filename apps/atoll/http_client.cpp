@@ -9,14 +9,17 @@
 
 namespace atl::app {
 
-HttpResponse http_request(const std::string& method, const std::string& url, const std::string& token,
-                          const std::string& content_type, const std::string& body) {
-  if (url.rfind("http://", 0) != 0) throw std::runtime_error("'" + url + "': only http:// URLs are supported");
+HttpResponse http_request(const std::string& method, const std::string& url,
+                          const std::string& token, const std::string& content_type,
+                          const std::string& body) {
+  if (url.rfind("http://", 0) != 0)
+    throw std::runtime_error("'" + url + "': only http:// URLs are supported");
   std::string rest = url.substr(7);
   std::string hostport = rest.substr(0, rest.find('/'));
   std::string path = rest.find('/') == std::string::npos ? "/" : rest.substr(rest.find('/'));
   std::string host = hostport, port = "80";
-  if (auto colon = hostport.rfind(':'); colon != std::string::npos && hostport.find(']', colon) == std::string::npos) {
+  if (auto colon = hostport.rfind(':');
+      colon != std::string::npos && hostport.find(']', colon) == std::string::npos) {
     host = hostport.substr(0, colon);
     port = hostport.substr(colon + 1);
   }
@@ -33,11 +36,15 @@ HttpResponse http_request(const std::string& method, const std::string& url, con
     fd = -1;
   }
   freeaddrinfo(res);
-  if (fd < 0) throw std::runtime_error("cannot connect to " + hostport + " (" + url + "): " + std::strerror(errno));
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: " + hostport + "\r\nConnection: close\r\n";
+  if (fd < 0)
+    throw std::runtime_error("cannot connect to " + hostport + " (" + url +
+                             "): " + std::strerror(errno));
+  std::string req =
+      method + " " + path + " HTTP/1.1\r\nHost: " + hostport + "\r\nConnection: close\r\n";
   if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
   if (!content_type.empty()) req += "Content-Type: " + content_type + "\r\n";
-  if (!body.empty() || method == "POST" || method == "PUT") req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  if (!body.empty() || method == "POST" || method == "PUT")
+    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   req += "\r\n";
   req += body;
   std::size_t off = 0;
@@ -58,7 +65,8 @@ HttpResponse http_request(const std::string& method, const std::string& url, con
   }
   ::close(fd);
   HttpResponse r;
-  if (resp.rfind("HTTP/1.", 0) != 0 || resp.size() < 12) throw std::runtime_error("no HTTP response from " + url);
+  if (resp.rfind("HTTP/1.", 0) != 0 || resp.size() < 12)
+    throw std::runtime_error("no HTTP response from " + url);
   r.status = std::atoi(resp.c_str() + 9);
   auto head_end = resp.find("\r\n\r\n");
   std::string head = resp.substr(0, head_end);

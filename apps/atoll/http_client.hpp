@@ -13,7 +13,8 @@ struct HttpResponse {
 
 /// Sends one request and reads the whole response. Throws std::runtime_error
 /// with the URL on connection failures.
-HttpResponse http_request(const std::string& method, const std::string& url, const std::string& token,
-                          const std::string& content_type = "", const std::string& body = "");
+HttpResponse http_request(const std::string& method, const std::string& url,
+                          const std::string& token, const std::string& content_type = "",
+                          const std::string& body = "");
 
 }  // namespace atl::app

@@ -1,12 +1,10 @@
 // atoll: the command line.
 //
-//   atoll serve [--config FILE] [--listen ADDR:PORT] [--admin-listen ADDR:PORT] [--data DIR] [--base-domain D]
-//   atoll serve --root DIR                      serve one directory (no database)
-//   atoll publish DIR --site NAME               deploy a directory (local, or --server URL --token T)
-//   atoll rollback --site NAME [--to DEPLOY]
-//   atoll sites
-//   atoll deploys --site NAME
-//   atoll reload | atoll upgrade                signal the running master (SIGHUP / SIGUSR2)
+//   atoll serve [--config FILE] [--listen ADDR:PORT] [--admin-listen ADDR:PORT] [--data DIR]
+//   [--base-domain D] atoll serve --root DIR                      serve one directory (no database)
+//   atoll publish DIR --site NAME               deploy a directory (local, or --server URL --token
+//   T) atoll rollback --site NAME [--to DEPLOY] atoll sites atoll deploys --site NAME atoll reload
+//   | atoll upgrade                signal the running master (SIGHUP / SIGUSR2)
 #include "host_commands.hpp"
 #include "serve_command.hpp"
 
@@ -24,13 +22,18 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   atl::app::ServeSettings serve;
-  auto* serve_cmd = app.add_subcommand("serve", "Run the site host (or, with --root, serve one directory)");
+  auto* serve_cmd =
+      app.add_subcommand("serve", "Run the site host (or, with --root, serve one directory)");
   atl::app::add_serve_options(*serve_cmd, serve);
 
   atl::app::PublishSettings publish;
-  auto* publish_cmd = app.add_subcommand("publish", "Deploy a directory as a site's new live version");
-  publish_cmd->add_option("dir", publish.dir, "The directory to publish")->required()->check(CLI::ExistingDirectory);
-  publish_cmd->add_option("--site", publish.site, "Site name (a DNS label: a-z, 0-9, '-')")->required();
+  auto* publish_cmd =
+      app.add_subcommand("publish", "Deploy a directory as a site's new live version");
+  publish_cmd->add_option("dir", publish.dir, "The directory to publish")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  publish_cmd->add_option("--site", publish.site, "Site name (a DNS label: a-z, 0-9, '-')")
+      ->required();
   atl::app::add_target_options(*publish_cmd, publish.target);
 
   atl::app::RollbackSettings rollback;
@@ -49,10 +52,16 @@ int main(int argc, char** argv) {
   atl::app::add_target_options(*deploys_cmd, deploys.target);
 
   std::string signal_data = "atoll-data";
-  auto* reload_cmd = app.add_subcommand("reload", "Re-read the configuration: new workers start, old ones drain (SIGHUP)");
-  reload_cmd->add_option("--data", signal_data, "Data directory of the running server (holds atoll.pid)")->capture_default_str();
-  auto* upgrade_cmd = app.add_subcommand("upgrade", "Start the binary again with the sockets inherited; the old one drains (SIGUSR2)");
-  upgrade_cmd->add_option("--data", signal_data, "Data directory of the running server (holds atoll.pid)")->capture_default_str();
+  auto* reload_cmd = app.add_subcommand(
+      "reload", "Re-read the configuration: new workers start, old ones drain (SIGHUP)");
+  reload_cmd
+      ->add_option("--data", signal_data, "Data directory of the running server (holds atoll.pid)")
+      ->capture_default_str();
+  auto* upgrade_cmd = app.add_subcommand(
+      "upgrade", "Start the binary again with the sockets inherited; the old one drains (SIGUSR2)");
+  upgrade_cmd
+      ->add_option("--data", signal_data, "Data directory of the running server (holds atoll.pid)")
+      ->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
   if (serve_cmd->parsed()) {
@@ -93,10 +102,12 @@ int main(int argc, char** argv) {
     std::fclose(f);
     int sig = reload_cmd->parsed() ? SIGHUP : SIGUSR2;
     if (::kill(pid, sig) != 0) {
-      std::fprintf(stderr, "atoll: cannot signal pid %d (from %s): %s\n", pid, pid_file.c_str(), std::strerror(errno));
+      std::fprintf(stderr, "atoll: cannot signal pid %d (from %s): %s\n", pid, pid_file.c_str(),
+                   std::strerror(errno));
       return 1;
     }
-    std::printf("sent %s to the master (pid %d)\n", reload_cmd->parsed() ? "SIGHUP (reload)" : "SIGUSR2 (upgrade)", pid);
+    std::printf("sent %s to the master (pid %d)\n",
+                reload_cmd->parsed() ? "SIGHUP (reload)" : "SIGUSR2 (upgrade)", pid);
     return 0;
   }
   if (publish_cmd->parsed()) return atl::app::run_publish(publish);

@@ -21,34 +21,48 @@
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <set>
-#include <cstdio>
 
 namespace atl::app {
 
 void add_serve_options(CLI::App& cmd, ServeSettings& s) {
-  cmd.add_option("--config", s.config, "TOML file with these settings (flags win)")->check(CLI::ExistingFile);
-  cmd.add_option("--root", s.root, "Serve this one directory (quick mode: no database, no admin API)")
+  cmd.add_option("--config", s.config, "TOML file with these settings (flags win)")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--root", s.root,
+                 "Serve this one directory (quick mode: no database, no admin API)")
       ->check(CLI::ExistingDirectory);
   cmd.add_option("--listen", s.listen, "Address to listen on, ADDR:PORT or unix:PATH (repeatable)")
       ->capture_default_str();
-  cmd.add_option("--admin-listen", s.admin_listen, "Admin API address ('off' for none)")->capture_default_str();
-  cmd.add_option("--data", s.data, "Data directory: database, content store, admin token")->capture_default_str();
-  cmd.add_option("--base-domain", s.base_domain, "Sites answer at NAME.<base domain>")->capture_default_str();
-  cmd.add_option("--demo-sites", s.demo_sites, "Directory of sites published on first run (default: examples/sites)");
-  cmd.add_option("--workers", s.workers,
-                 "Worker processes under a supervising master (default 1, with a loop per core); with "
-                 "more, /metrics counts only the answering worker and other workers see a deploy within 0.5 s")
+  cmd.add_option("--admin-listen", s.admin_listen, "Admin API address ('off' for none)")
       ->capture_default_str();
-  cmd.add_option("--loops", s.loops, "Event loops (threads) per worker; 0 = one per core, or 1 with several workers")
+  cmd.add_option("--data", s.data, "Data directory: database, content store, admin token")
       ->capture_default_str();
-  cmd.add_option("--max-connections", s.max_connections, "Connection cap; 0 = from the descriptor limit");
-  cmd.add_option("--max-upload", s.max_upload, "Admin API: largest blob or archive in bytes (413 beyond)")
+  cmd.add_option("--base-domain", s.base_domain, "Sites answer at NAME.<base domain>")
       ->capture_default_str();
-  cmd.add_option("--tls-cert", s.tls_cert, "PEM certificate chain: serve HTTPS")->check(CLI::ExistingFile);
-  cmd.add_option("--tls-key", s.tls_key, "PEM private key for --tls-cert")->check(CLI::ExistingFile);
-  cmd.add_option("--cache-control", s.cache_control, "Quick mode: Cache-Control for every file (default: none)");
+  cmd.add_option("--demo-sites", s.demo_sites,
+                 "Directory of sites published on first run (default: examples/sites)");
+  cmd.add_option(
+         "--workers", s.workers,
+         "Worker processes under a supervising master (default 1, with a loop per core); with "
+         "more, /metrics counts only the answering worker and other workers see a deploy within "
+         "0.5 s")
+      ->capture_default_str();
+  cmd.add_option("--loops", s.loops,
+                 "Event loops (threads) per worker; 0 = one per core, or 1 with several workers")
+      ->capture_default_str();
+  cmd.add_option("--max-connections", s.max_connections,
+                 "Connection cap; 0 = from the descriptor limit");
+  cmd.add_option("--max-upload", s.max_upload,
+                 "Admin API: largest blob or archive in bytes (413 beyond)")
+      ->capture_default_str();
+  cmd.add_option("--tls-cert", s.tls_cert, "PEM certificate chain: serve HTTPS")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--tls-key", s.tls_key, "PEM private key for --tls-cert")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--cache-control", s.cache_control,
+                 "Quick mode: Cache-Control for every file (default: none)");
   cmd.add_flag("!--no-precompressed", s.precompressed, "Quick mode: ignore .br/.zst/.gz siblings");
   cmd.add_option("--access-log", s.access_log, "Access log file, '-' for stdout, 'off' for none")
       ->capture_default_str();
@@ -64,10 +78,12 @@ void apply_config_file(CLI::App& cmd, ServeSettings& s) {
     t = toml::parse_file(s.config);
   } catch (const toml::parse_error& e) {
     throw std::invalid_argument(s.config + ":" + std::to_string(e.source().begin.line) + ":" +
-                                std::to_string(e.source().begin.column) + ": " + std::string(e.description()));
+                                std::to_string(e.source().begin.column) + ": " +
+                                std::string(e.description()));
   }
   auto where = [&](const toml::node& n) {
-    return s.config + ":" + std::to_string(n.source().begin.line) + ":" + std::to_string(n.source().begin.column) + ": ";
+    return s.config + ":" + std::to_string(n.source().begin.line) + ":" +
+           std::to_string(n.source().begin.column) + ": ";
   };
   auto given = [&](const char* flag) { return cmd.count(flag) > 0; };
   auto str = [&](const char* key, const char* flag, std::string& out) {
@@ -80,21 +96,36 @@ void apply_config_file(CLI::App& cmd, ServeSettings& s) {
     auto* n = t.get(key);
     if (!n) return;
     auto v = n->value<std::int64_t>();
-    if (!v || *v < 0) throw std::invalid_argument(where(*n) + "'" + key + "' must be a non-negative integer");
+    if (!v || *v < 0)
+      throw std::invalid_argument(where(*n) + "'" + key + "' must be a non-negative integer");
     if (!given(flag)) out = static_cast<std::remove_reference_t<decltype(out)>>(*v);
   };
-  static const std::set<std::string> known = {"listen", "admin_listen", "data", "base_domain", "demo_sites", "loops", "workers",
-                                              "max_connections", "max_upload", "tls_cert", "tls_key", "access_log",
-                                              "access_log_format", "root", "cache_control"};
+  static const std::set<std::string> known = {"listen",
+                                              "admin_listen",
+                                              "data",
+                                              "base_domain",
+                                              "demo_sites",
+                                              "loops",
+                                              "workers",
+                                              "max_connections",
+                                              "max_upload",
+                                              "tls_cert",
+                                              "tls_key",
+                                              "access_log",
+                                              "access_log_format",
+                                              "root",
+                                              "cache_control"};
   for (auto& [k, v] : t)
     if (!known.count(std::string(k.str())))
       throw std::invalid_argument(where(v) + "unknown setting '" + std::string(k.str()) + "'");
   if (auto* n = t.get("listen")) {
     std::vector<std::string> list;
-    if (n->is_string()) list.push_back(std::string(*n->as_string()));
+    if (n->is_string())
+      list.push_back(std::string(*n->as_string()));
     else if (auto* arr = n->as_array()) {
       for (auto& item : *arr) {
-        if (!item.is_string()) throw std::invalid_argument(where(item) + "'listen' entries must be strings");
+        if (!item.is_string())
+          throw std::invalid_argument(where(item) + "'listen' entries must be strings");
         list.push_back(std::string(*item.as_string()));
       }
     } else {
@@ -129,7 +160,9 @@ std::string listen_options(const std::vector<std::string>& listen, net::ServerOp
         options.unix_path = ep.host();
         continue;
       }
-      if (port && ep.port() != port) return "--listen " + text + ": every TCP address must use the same port (" + std::to_string(port) + ")";
+      if (port && ep.port() != port)
+        return "--listen " + text + ": every TCP address must use the same port (" +
+               std::to_string(port) + ")";
       port = ep.port();
       options.bind.push_back(ep.host());
     } catch (const std::exception& e) {
@@ -169,20 +202,22 @@ std::string find_demo_sites(const ServeSettings& s) {  // also used by host_serv
   return "";
 }
 
-int run_host(const ServeSettings& s, net::ServerOptions options, std::function<bool(ServeSettings&)> reload,
-             std::vector<std::string> argv);
+int run_host(const ServeSettings& s, net::ServerOptions options,
+             std::function<bool(ServeSettings&)> reload, std::vector<std::string> argv);
 
 namespace {
 
 int run_quick(const ServeSettings& s, net::ServerOptions options) {
-  web::StaticOptions files{.root = s.root, .precompressed = s.precompressed, .cache_control = s.cache_control};
+  web::StaticOptions files{
+      .root = s.root, .precompressed = s.precompressed, .cache_control = s.cache_control};
   http::serve(options, web::pipeline(logging(s), web::static_files(files)));
   return 0;
 }
 
 }  // namespace
 
-int run_serve(const ServeSettings& s, std::function<bool(ServeSettings&)> reload, std::vector<std::string> argv) {
+int run_serve(const ServeSettings& s, std::function<bool(ServeSettings&)> reload,
+              std::vector<std::string> argv) {
   if (s.tls_cert.empty() != s.tls_key.empty()) {
     std::fprintf(stderr, "atoll serve: --tls-cert and --tls-key go together\n");
     return 2;
@@ -195,9 +230,11 @@ int run_serve(const ServeSettings& s, std::function<bool(ServeSettings&)> reload
     return 2;
   }
   if (!s.tls_cert.empty())
-    options.tls = net::TlsOptions{.cert_file = s.tls_cert, .key_file = s.tls_key, .alpn = {"http/1.1"}};
+    options.tls =
+        net::TlsOptions{.cert_file = s.tls_cert, .key_file = s.tls_key, .alpn = {"http/1.1"}};
   try {
-    return s.root.empty() ? run_host(s, options, std::move(reload), std::move(argv)) : run_quick(s, options);
+    return s.root.empty() ? run_host(s, options, std::move(reload), std::move(argv))
+                          : run_quick(s, options);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "atoll serve: %s\n", e.what());
     return 1;

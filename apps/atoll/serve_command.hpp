@@ -12,17 +12,17 @@
 namespace atl::app {
 
 struct ServeSettings {
-  std::string config;                                // TOML file with the same keys
-  std::string root;                                  // quick mode: one directory, no database
+  std::string config;  // TOML file with the same keys
+  std::string root;    // quick mode: one directory, no database
   std::vector<std::string> listen = {"127.0.0.1:8080"};
   std::string admin_listen = "127.0.0.1:8081";
   std::string data = "atoll-data";
   std::string base_domain = "localhost";
-  std::string demo_sites;                            // published on first run; "" = find examples/sites
-  unsigned workers = 0;                              // 0 = the default, 1; see host_serve.cpp
+  std::string demo_sites;  // published on first run; "" = find examples/sites
+  unsigned workers = 0;    // 0 = the default, 1; see host_serve.cpp
   unsigned loops = 0;
   std::size_t max_connections = 0;
-  std::size_t max_upload = 256 * 1024 * 1024;        // admin API; see host::AdminOptions::max_upload
+  std::size_t max_upload = 256 * 1024 * 1024;  // admin API; see host::AdminOptions::max_upload
   std::string tls_cert;
   std::string tls_key;
   std::string cache_control;
@@ -48,4 +48,3 @@ int run_serve(const ServeSettings& s, std::function<bool(ServeSettings&)> reload
               std::vector<std::string> argv = {});
 
 }  // namespace atl::app
-

@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
   CLI::App app{"daytime: sends the date and time, then closes (RFC 867)"};
   atl::net::ServerOptions options;
   std::string bind = "127.0.0.1";
-  app.add_option("--port", options.port, "TCP port (0 = pick a free one and print it)")->capture_default_str();
+  app.add_option("--port", options.port, "TCP port (0 = pick a free one and print it)")
+      ->capture_default_str();
   app.add_option("--bind", bind, "address to listen on")->capture_default_str();
   app.add_option("--loops", options.loops, "event loops (0 = one per core)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -40,7 +41,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "daytime: %s\n", e.what());
     return 1;
   }
-  for (auto& ep : server.endpoints()) std::printf("daytime listening on %s\n", ep.to_string().c_str());
+  for (auto& ep : server.endpoints())
+    std::printf("daytime listening on %s\n", ep.to_string().c_str());
   std::fflush(stdout);
   atl::runtime::wait_for_signal();
   server.stop();

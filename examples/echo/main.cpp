@@ -34,20 +34,24 @@ int main(int argc, char** argv) {
   CLI::App app{"echo: returns every byte it receives (RFC 862)"};
   atl::net::ServerOptions options;
   std::string tls_cert, tls_key, bind = "127.0.0.1";
-  app.add_option("--port", options.port, "TCP port (0 = pick a free one and print it)")->capture_default_str();
+  app.add_option("--port", options.port, "TCP port (0 = pick a free one and print it)")
+      ->capture_default_str();
   app.add_option("--bind", bind, "address to listen on")->capture_default_str();
   app.add_option("--unix", options.unix_path, "also listen on this Unix socket path");
-  app.add_option("--tls-cert", tls_cert, "PEM certificate chain: serve TLS")->check(CLI::ExistingFile);
+  app.add_option("--tls-cert", tls_cert, "PEM certificate chain: serve TLS")
+      ->check(CLI::ExistingFile);
   app.add_option("--tls-key", tls_key, "PEM private key for --tls-cert")->check(CLI::ExistingFile);
   app.add_option("--loops", options.loops, "event loops (0 = one per core)")->capture_default_str();
-  app.add_option("--max-connections", options.max_connections, "connection cap (0 = from the descriptor limit)");
+  app.add_option("--max-connections", options.max_connections,
+                 "connection cap (0 = from the descriptor limit)");
   CLI11_PARSE(app, argc, argv);
   if (tls_cert.empty() != tls_key.empty()) {
     std::fprintf(stderr, "echo: --tls-cert and --tls-key go together\n");
     return 2;
   }
   options.bind = {bind};
-  if (!tls_cert.empty()) options.tls = atl::net::TlsOptions{.cert_file = tls_cert, .key_file = tls_key};
+  if (!tls_cert.empty())
+    options.tls = atl::net::TlsOptions{.cert_file = tls_cert, .key_file = tls_key};
 
   atl::runtime::block_termination_signals();
   atl::net::Server server(options, echo);

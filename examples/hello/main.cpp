@@ -36,15 +36,20 @@ int main(int argc, char** argv) {
   CLI::App app{"hello: plaintext, JSON and a path parameter through a pipeline"};
   atl::net::ServerOptions options;
   std::string bind = "127.0.0.1", access_log = "-";
-  app.add_option("--port", options.port, "TCP port (0 = pick a free one and print it)")->capture_default_str();
+  app.add_option("--port", options.port, "TCP port (0 = pick a free one and print it)")
+      ->capture_default_str();
   app.add_option("--bind", bind, "address to listen on")->capture_default_str();
   app.add_option("--loops", options.loops, "event loops (0 = one per core)")->capture_default_str();
-  app.add_option("--access-log", access_log, "file, '-' for stdout, 'off' for none")->capture_default_str();
+  app.add_option("--access-log", access_log, "file, '-' for stdout, 'off' for none")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   options.bind = {bind};
 
   atl::web::Router router;
-  router.get("/", plaintext).get("/plaintext", plaintext).get("/json", json).get("/hello/:name", greet);
+  router.get("/", plaintext)
+      .get("/plaintext", plaintext)
+      .get("/json", json)
+      .get("/hello/:name", greet);
   std::vector<atl::web::Middleware> middleware{atl::web::request_id()};
   if (access_log != "off") middleware.push_back(atl::web::access_log({.path = access_log}));
   try {

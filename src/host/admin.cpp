@@ -52,10 +52,14 @@ Task<> error(http::Conn& c, int status, const std::string& what) {
 
 int status_of(const DbError& e) {
   switch (e.kind()) {
-    case DbError::Kind::not_found: return 404;
-    case DbError::Kind::conflict: return 409;
-    case DbError::Kind::invalid: return 400;
-    case DbError::Kind::unavailable: return 503;
+    case DbError::Kind::not_found:
+      return 404;
+    case DbError::Kind::conflict:
+      return 409;
+    case DbError::Kind::invalid:
+      return 400;
+    case DbError::Kind::unavailable:
+      return 503;
   }
   return 500;
 }
@@ -120,11 +124,14 @@ std::string load_or_create_token(const std::string& dir, bool& created) {
     ::close(fd);
     std::string t(buf, n > 0 ? std::size_t(n) : 0);
     while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
-    if (t.size() < 16) throw std::runtime_error("admin token file '" + path + "' holds no usable token (16+ characters)");
+    if (t.size() < 16)
+      throw std::runtime_error("admin token file '" + path +
+                               "' holds no usable token (16+ characters)");
     return t;
   }
   unsigned char raw[32];
-  if (getrandom(raw, sizeof raw, 0) != sizeof raw) throw std::runtime_error("cannot get random bytes for the admin token");
+  if (getrandom(raw, sizeof raw, 0) != sizeof raw)
+    throw std::runtime_error("cannot get random bytes for the admin token");
   static constexpr char hex[] = "0123456789abcdef";
   std::string t;
   for (unsigned char b : raw) {
@@ -132,7 +139,9 @@ std::string load_or_create_token(const std::string& dir, bool& created) {
     t += hex[b & 15];
   }
   fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::runtime_error("cannot create admin token file '" + path + "': " + std::strerror(errno));
+  if (fd < 0)
+    throw std::runtime_error("cannot create admin token file '" + path +
+                             "': " + std::strerror(errno));
   std::string line = t + "\n";
   bool ok = ::write(fd, line.data(), line.size()) == ssize_t(line.size());
   ::fchmod(fd, 0600);
@@ -149,7 +158,8 @@ http::App admin_api(Host& host, AdminOptions options) {
   api.get("/api/sites", [st](http::Conn& c) -> Task<> {
     co_await run(c, [&] {
       json list = json::array();
-      for (const auto& s : st->host.database().sites()) list.push_back(site_json(s, st->host.options().base_domain));
+      for (const auto& s : st->host.database().sites())
+        list.push_back(site_json(s, st->host.options().base_domain));
       return Outcome{200, json{{"sites", list}}};
     });
   });
@@ -169,8 +179,10 @@ http::App admin_api(Host& host, AdminOptions options) {
         co_return;
       }
       for (const auto& d : (*j)["domains"]) {
-        if (!d.is_string() || d.get<std::string>().empty() || d.get<std::string>().find_first_of(" /:,\r\n") != std::string::npos) {
-          co_await error(c, 400, "each domain must be a host name (no spaces, slashes, colons or commas)");
+        if (!d.is_string() || d.get<std::string>().empty() ||
+            d.get<std::string>().find_first_of(" /:,\r\n") != std::string::npos) {
+          co_await error(c, 400,
+                         "each domain must be a host name (no spaces, slashes, colons or commas)");
           co_return;
         }
         std::string lower = d.get<std::string>();
@@ -188,7 +200,8 @@ http::App admin_api(Host& host, AdminOptions options) {
   api.del("/api/sites/:site", [st](http::Conn& c) -> Task<> {
     std::string name(c.param("site"));
     co_await run(c, [&] {
-      if (!st->host.database().delete_site(name)) throw DbError(DbError::Kind::not_found, "no site named '" + name + "'");
+      if (!st->host.database().delete_site(name))
+        throw DbError(DbError::Kind::not_found, "no site named '" + name + "'");
       st->host.reload();
       return Outcome{204, {}};
     });
@@ -199,7 +212,11 @@ http::App admin_api(Host& host, AdminOptions options) {
     co_await run(c, [&] {
       json list = json::array();
       for (const auto& d : st->host.database().deploys(name))
-        list.push_back({{"id", d.id}, {"created_at", d.created_at}, {"files", d.files}, {"bytes", d.bytes}, {"live", d.live}});
+        list.push_back({{"id", d.id},
+                        {"created_at", d.created_at},
+                        {"files", d.files},
+                        {"bytes", d.bytes},
+                        {"live", d.live}});
       return Outcome{200, json{{"site", name}, {"deploys", list}}};
     });
   });
@@ -215,7 +232,8 @@ http::App admin_api(Host& host, AdminOptions options) {
                    type.starts_with("application/x-tar+gzip");
     bool is_manifest = type.starts_with("application/json");
     if (!archive && !is_manifest) {
-      co_await error(c, 415, "send a JSON manifest (application/json) or a .tar.gz (application/gzip)");
+      co_await error(c, 415,
+                     "send a JSON manifest (application/json) or a .tar.gz (application/gzip)");
       co_return;
     }
     std::string body = co_await c.read_body(st->options.max_upload);
@@ -230,14 +248,18 @@ http::App admin_api(Host& host, AdminOptions options) {
       } else {
         auto j = parse_json(body);
         if (!j || !j->is_object() || !(*j)["files"].is_object())
-          throw std::invalid_argument("expected {\"files\": {\"path\": \"sha256\", ...}, \"config\": \"toml text\"}");
+          throw std::invalid_argument(
+              "expected {\"files\": {\"path\": \"sha256\", ...}, \"config\": \"toml text\"}");
         std::vector<std::pair<std::string, std::string>> manifest;
         for (auto& [path, hash] : (*j)["files"].items()) {
-          if (!hash.is_string()) throw std::invalid_argument("the hash for '" + path + "' must be a string");
+          if (!hash.is_string())
+            throw std::invalid_argument("the hash for '" + path + "' must be a string");
           manifest.emplace_back(path, hash.get<std::string>());
         }
         if (manifest.empty()) throw std::invalid_argument("the manifest lists no files");
-        std::string config = j->contains("config") && (*j)["config"].is_string() ? (*j)["config"].get<std::string>() : "";
+        std::string config = j->contains("config") && (*j)["config"].is_string()
+                                 ? (*j)["config"].get<std::string>()
+                                 : "";
         r = pub.publish_manifest(name, manifest, config);
       }
       st->host.reload();
@@ -246,7 +268,11 @@ http::App admin_api(Host& host, AdminOptions options) {
       } catch (const std::exception& e) {
         log::warn("admin: garbage collection after deploy {} failed: {}", r.deploy, e.what());
       }
-      return Outcome{201, json{{"site", name}, {"deploy", r.deploy}, {"files", r.files}, {"new_blobs", r.new_blobs}, {"bytes", r.bytes}}};
+      return Outcome{201, json{{"site", name},
+                               {"deploy", r.deploy},
+                               {"files", r.files},
+                               {"new_blobs", r.new_blobs},
+                               {"bytes", r.bytes}}};
     });
   });
 
@@ -276,13 +302,15 @@ http::App admin_api(Host& host, AdminOptions options) {
   api.put("/api/blobs/:hash", [st](http::Conn& c) -> Task<> {
     std::string hash(c.param("hash"));
     if (!is_sha256_hex(hash)) {
-      co_await error(c, 400, "'" + hash.substr(0, 80) + "' is not a SHA-256 digest (64 lowercase hex digits)");
+      co_await error(
+          c, 400, "'" + hash.substr(0, 80) + "' is not a SHA-256 digest (64 lowercase hex digits)");
       co_return;
     }
     std::string body = co_await c.read_body(st->options.max_upload);
     co_await run(c, [&] {
       if (!st->host.store().put_verified(hash, body))
-        throw std::invalid_argument("the uploaded bytes hash to " + sha256_hex(body) + ", not " + hash + "; nothing was stored");
+        throw std::invalid_argument("the uploaded bytes hash to " + sha256_hex(body) + ", not " +
+                                    hash + "; nothing was stored");
       return Outcome{201, json{{"hash", hash}, {"size", body.size()}}};
     });
   });
@@ -334,8 +362,10 @@ http::App admin_api(Host& host, AdminOptions options) {
               CRYPTO_memcmp(auth.data() + 7, token.data(), token.size()) == 0;
     if (!ok) {
       c.set_header("WWW-Authenticate", "Bearer realm=\"atoll admin\"");
-      co_await error(c, 401, auth.empty() ? "missing Authorization: Bearer <token> (the token is in DATA/admin.token)"
-                                          : "wrong token");
+      co_await error(
+          c, 401,
+          auth.empty() ? "missing Authorization: Bearer <token> (the token is in DATA/admin.token)"
+                       : "wrong token");
       co_return;
     }
     co_await routes(c);

@@ -13,7 +13,8 @@ namespace {
 
 std::string gunzip(std::string_view in, std::size_t max_bytes) {
   z_stream z{};
-  if (inflateInit2(&z, 15 + 32) != Z_OK) throw std::runtime_error("archive: cannot initialise zlib");
+  if (inflateInit2(&z, 15 + 32) != Z_OK)
+    throw std::runtime_error("archive: cannot initialise zlib");
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
   z.avail_in = uInt(in.size());
   std::string out;
@@ -30,7 +31,8 @@ std::string gunzip(std::string_view in, std::size_t max_bytes) {
     out.append(buf, sizeof buf - z.avail_out);
     if (out.size() > max_bytes) {
       inflateEnd(&z);
-      throw std::length_error("the archive unpacks to more than " + std::to_string(max_bytes) + " bytes");
+      throw std::length_error("the archive unpacks to more than " + std::to_string(max_bytes) +
+                              " bytes");
     }
   } while (rc != Z_STREAM_END && (z.avail_in > 0 || z.avail_out == 0));
   inflateEnd(&z);
@@ -85,7 +87,8 @@ std::vector<PublishFile> read_tar_gz(std::string_view archive, std::size_t max_b
       if (!prefix.empty()) name = prefix + "/" + name;
     }
     std::size_t data = pos + 512;
-    if (data + size > tar.size()) throw std::invalid_argument("the archive is truncated inside '" + name + "'");
+    if (data + size > tar.size())
+      throw std::invalid_argument("the archive is truncated inside '" + name + "'");
     std::string_view body(tar.data() + data, std::size_t(size));
     pos = data + ((size + 511) / 512) * 512;
     if (type == 'L') {  // GNU long name for the next entry
@@ -103,13 +106,16 @@ std::vector<PublishFile> read_tar_gz(std::string_view archive, std::size_t max_b
     }
     std::string shown = name.substr(0, 200);
     if (type == '2' || type == '1')
-      throw std::invalid_argument("archive entry '" + shown + "' is a " + (type == '2' ? "symlink" : "hard link") +
+      throw std::invalid_argument("archive entry '" + shown + "' is a " +
+                                  (type == '2' ? "symlink" : "hard link") +
                                   ": links are refused (they could point outside the site)");
     if (type == '5') continue;  // directories are implied by file paths
     if (type != '0' && type != '\0' && type != '7')
-      throw std::invalid_argument("archive entry '" + shown + "' is not a regular file (type '" + std::string(1, type) + "')");
+      throw std::invalid_argument("archive entry '" + shown + "' is not a regular file (type '" +
+                                  std::string(1, type) + "')");
     while (name.starts_with("./")) name.erase(0, 2);
-    if (name.starts_with("/")) throw std::invalid_argument("archive entry '" + shown + "' has an absolute path");
+    if (name.starts_with("/"))
+      throw std::invalid_argument("archive entry '" + shown + "' has an absolute path");
     try {
       validate_publish_path(name);
     } catch (const std::invalid_argument& e) {

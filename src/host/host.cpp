@@ -25,8 +25,10 @@ using runtime::StringMap;
 
 // Status codes counted one by one; the rest are counted as "other" so the
 // metric's cardinality stays bounded.
-constexpr std::array<int, 12> counted_codes = {200, 206, 301, 302, 304, 307, 308, 400, 404, 405, 500, 503};
-constexpr std::array<double, 11> latency_buckets_ms = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250};
+constexpr std::array<int, 12> counted_codes = {200, 206, 301, 302, 304, 307,
+                                               308, 400, 404, 405, 500, 503};
+constexpr std::array<double, 11> latency_buckets_ms = {0.1, 0.25, 0.5, 1,   2.5, 5,
+                                                       10,  25,   50,  100, 250};
 
 struct SiteMetrics {
   std::array<std::atomic<std::uint64_t>, counted_codes.size() + 1> by_code{};
@@ -110,14 +112,13 @@ std::string cache_control_for(std::string_view path, std::string_view mime) {
         mixed_digit = mixed_digit || std::isdigit(static_cast<unsigned char>(c));
       }
       if (hex && mixed_digit) return "public, max-age=31536000, immutable";
-      if (pos > 0 && name[pos - 1] == '-' && mixed_digit) return "public, max-age=31536000, immutable";
+      if (pos > 0 && name[pos - 1] == '-' && mixed_digit)
+        return "public, max-age=31536000, immutable";
     }
     pos = end + 1;
   }
   return "public, max-age=300";
 }
-
-
 
 }  // namespace
 
@@ -180,7 +181,8 @@ struct Host::Impl {
         const auto& before = *it->second;
         if (before.deploy && e->deploy && before.deploy != e->deploy) {
           e->previous_deploy = before.deploy;
-          e->changed = std::make_shared<const std::vector<std::string>>(host.db_->changed_paths(before.deploy, e->deploy));
+          e->changed = std::make_shared<const std::vector<std::string>>(
+              host.db_->changed_paths(before.deploy, e->deploy));
         } else if (before.deploy == e->deploy) {
           e->previous_deploy = before.previous_deploy;
           e->changed = before.changed;
@@ -202,7 +204,8 @@ struct Host::Impl {
   void watch() {
     std::unique_lock lock(watch_mutex);
     while (!stopping) {
-      watch_cv.wait_for(lock, std::chrono::milliseconds(host.options_.poll_ms), [&] { return stopping; });
+      watch_cv.wait_for(lock, std::chrono::milliseconds(host.options_.poll_ms),
+                        [&] { return stopping; });
       if (stopping) break;
       lock.unlock();
       try {
@@ -303,7 +306,9 @@ struct Host::Impl {
         Variant& v = r->variants[i];
         int fd = ::open(host.store_->path(*hashes[i]).c_str(), O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
-          if (i == 0) throw std::runtime_error("blob " + *hashes[i] + " for " + rec->path + " is missing from the store");
+          if (i == 0)
+            throw std::runtime_error("blob " + *hashes[i] + " for " + rec->path +
+                                     " is missing from the store");
           continue;
         }
         v.fd = fd;
@@ -347,7 +352,8 @@ struct Host::Impl {
       sc.paths.erase(it);
     }
     cache_misses.fetch_add(1, std::memory_order_relaxed);
-    std::string key = std::to_string(site.id) + ":" + std::to_string(site.deploy) + ":" + std::string(path);
+    std::string key =
+        std::to_string(site.id) + ":" + std::to_string(site.deploy) + ":" + std::string(path);
     if (auto in = lc.inflight.find(key); in != lc.inflight.end()) {
       // Someone on this loop is already asking: wait for their answer.
       struct Join {
@@ -385,7 +391,8 @@ struct Host::Impl {
           for (auto& [_, s] : lc2.sites) s.paths.clear();
           lc2.entries = 0;
         }
-        if (r->kind == Resolved::Kind::missing) r->expires_ms = runtime::Loop::current()->now_ms() + host.options_.negative_ttl_ms;
+        if (r->kind == Resolved::Kind::missing)
+          r->expires_ms = runtime::Loop::current()->now_ms() + host.options_.negative_ttl_ms;
         if (sc2.paths.insert_or_assign(owned, r).second) ++lc2.entries;
       }
     }
@@ -441,13 +448,16 @@ struct Host::Impl {
       if (path.starts_with(rule.path)) h.set(rule.name, rule.value);
     if (status == 200) {
       std::string_view inm = c.header("if-none-match");
-      if (!inm.empty() && (inm == v.etag || inm == "*" || inm.find(v.etag) != std::string_view::npos)) {
+      if (!inm.empty() &&
+          (inm == v.etag || inm == "*" || inm.find(v.etag) != std::string_view::npos)) {
         co_await c.send(304, "");
         co_return;
       }
     }
-    if (v.in_memory) co_await c.send(status, v.data);
-    else co_await c.send_file(status, v.fd, 0, v.size);
+    if (v.in_memory)
+      co_await c.send(status, v.data);
+    else
+      co_await c.send_file(status, v.fd, 0, v.size);
   }
 
   Task<> serve(http::Conn& c) {
@@ -479,10 +489,12 @@ struct Host::Impl {
       unknown_host.fetch_add(1, std::memory_order_relaxed);
       c.set_header("Content-Type", "text/html; charset=utf-8");
       c.set_header("Cache-Control", "no-store");
-      co_await c.send(404, site ? "<!doctype html><title>Nothing here yet</title><h1>Nothing here yet</h1>"
-                                  "<p>This site has no deploy. Publish one with <code>atoll publish</code>.</p>\n"
-                                : "<!doctype html><title>No such site</title><h1>No such site</h1>"
-                                  "<p>No site on this server answers to this host name.</p>\n");
+      co_await c.send(
+          404,
+          site ? "<!doctype html><title>Nothing here yet</title><h1>Nothing here yet</h1>"
+                 "<p>This site has no deploy. Publish one with <code>atoll publish</code>.</p>\n"
+               : "<!doctype html><title>No such site</title><h1>No such site</h1>"
+                 "<p>No site on this server answers to this host name.</p>\n");
       co_return;
     }
     if (c.method() != "GET" && c.method() != "HEAD") {
@@ -497,10 +509,12 @@ struct Host::Impl {
     }
     for (const auto& red : site->config.redirects) {
       bool prefix = red.from.size() > 1 && red.from.back() == '*';
-      std::string_view from = prefix ? std::string_view(red.from).substr(0, red.from.size() - 1) : std::string_view(red.from);
+      std::string_view from = prefix ? std::string_view(red.from).substr(0, red.from.size() - 1)
+                                     : std::string_view(red.from);
       if (prefix ? path.starts_with(from) : path == from) {
         std::string to = red.to;
-        if (prefix && to.size() > 1 && to.back() == '*') to = to.substr(0, to.size() - 1) + std::string(path.substr(from.size()));
+        if (prefix && to.size() > 1 && to.back() == '*')
+          to = to.substr(0, to.size() - 1) + std::string(path.substr(from.size()));
         c.set_header("Location", to);
         co_await c.send(red.status, "");
         co_return;
@@ -519,7 +533,8 @@ struct Host::Impl {
       db_errors.fetch_add(1, std::memory_order_relaxed);
       log::error("host: {} {}: {}", site->name, std::string(path), lookup_error);
       c.set_header("Retry-After", "1");
-      co_await c.send(503, "Service Unavailable: the site database cannot be read; try again shortly\n");
+      co_await c.send(503,
+                      "Service Unavailable: the site database cannot be read; try again shortly\n");
       co_return;
     }
     if (r->kind == Resolved::Kind::add_slash) {
@@ -548,7 +563,10 @@ struct Host::Impl {
 };
 
 Host::Host(std::shared_ptr<Database> db, std::shared_ptr<ContentStore> store, HostOptions options)
-    : db_(std::move(db)), store_(std::move(store)), options_(std::move(options)), impl_(std::make_unique<Impl>(*this)) {}
+    : db_(std::move(db)),
+      store_(std::move(store)),
+      options_(std::move(options)),
+      impl_(std::make_unique<Impl>(*this)) {}
 
 Host::~Host() { stop(); }
 
@@ -577,8 +595,12 @@ http::App Host::app() {
 
 std::string Host::metrics(const net::ServerInfo* server) const {
   std::string out;
-  out += "# HELP atoll_requests_total Requests answered, by site and status.\n# TYPE atoll_requests_total counter\n";
-  out += "# HELP atoll_response_bytes_total Body bytes sent, by site.\n# TYPE atoll_response_bytes_total counter\n";
+  out +=
+      "# HELP atoll_requests_total Requests answered, by site and status.\n# TYPE "
+      "atoll_requests_total counter\n";
+  out +=
+      "# HELP atoll_response_bytes_total Body bytes sent, by site.\n# TYPE "
+      "atoll_response_bytes_total counter\n";
   {
     std::lock_guard lock(impl_->metrics_mutex);
     for (const auto& [name, m] : impl_->site_metrics) {
@@ -586,36 +608,50 @@ std::string Host::metrics(const net::ServerInfo* server) const {
         std::uint64_t n = m->by_code[i].load(std::memory_order_relaxed);
         if (!n) continue;
         std::string code = i < counted_codes.size() ? std::to_string(counted_codes[i]) : "other";
-        out += "atoll_requests_total{site=\"" + name + "\",status=\"" + code + "\"} " + std::to_string(n) + "\n";
+        out += "atoll_requests_total{site=\"" + name + "\",status=\"" + code + "\"} " +
+               std::to_string(n) + "\n";
       }
-      out += "atoll_response_bytes_total{site=\"" + name + "\"} " + std::to_string(m->bytes.load()) + "\n";
+      out += "atoll_response_bytes_total{site=\"" + name + "\"} " +
+             std::to_string(m->bytes.load()) + "\n";
     }
   }
-  out += "# HELP atoll_request_duration_seconds Time to answer a request.\n# TYPE atoll_request_duration_seconds histogram\n";
+  out +=
+      "# HELP atoll_request_duration_seconds Time to answer a request.\n# TYPE "
+      "atoll_request_duration_seconds histogram\n";
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i < latency_buckets_ms.size(); ++i) {
     cumulative += impl_->latency[i].load(std::memory_order_relaxed);
     char le[32];
     std::snprintf(le, sizeof le, "%g", latency_buckets_ms[i] / 1000);
-    out += std::string("atoll_request_duration_seconds_bucket{le=\"") + le + "\"} " + std::to_string(cumulative) + "\n";
+    out += std::string("atoll_request_duration_seconds_bucket{le=\"") + le + "\"} " +
+           std::to_string(cumulative) + "\n";
   }
   cumulative += impl_->latency[latency_buckets_ms.size()].load(std::memory_order_relaxed);
   out += "atoll_request_duration_seconds_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
   char sum[64];
   std::snprintf(sum, sizeof sum, "%.6f", impl_->latency_sum_ms.load() / 1000);
   out += std::string("atoll_request_duration_seconds_sum ") + sum + "\n";
-  out += "atoll_request_duration_seconds_count " + std::to_string(impl_->latency_count.load()) + "\n";
-  out += "# TYPE atoll_cache_hits_total counter\natoll_cache_hits_total " + std::to_string(impl_->cache_hits.load()) + "\n";
-  out += "# TYPE atoll_cache_misses_total counter\natoll_cache_misses_total " + std::to_string(impl_->cache_misses.load()) + "\n";
-  out += "# TYPE atoll_database_errors_total counter\natoll_database_errors_total " + std::to_string(impl_->db_errors.load()) + "\n";
-  out += "# TYPE atoll_unknown_host_total counter\natoll_unknown_host_total " + std::to_string(impl_->unknown_host.load()) + "\n";
+  out +=
+      "atoll_request_duration_seconds_count " + std::to_string(impl_->latency_count.load()) + "\n";
+  out += "# TYPE atoll_cache_hits_total counter\natoll_cache_hits_total " +
+         std::to_string(impl_->cache_hits.load()) + "\n";
+  out += "# TYPE atoll_cache_misses_total counter\natoll_cache_misses_total " +
+         std::to_string(impl_->cache_misses.load()) + "\n";
+  out += "# TYPE atoll_database_errors_total counter\natoll_database_errors_total " +
+         std::to_string(impl_->db_errors.load()) + "\n";
+  out += "# TYPE atoll_unknown_host_total counter\natoll_unknown_host_total " +
+         std::to_string(impl_->unknown_host.load()) + "\n";
   if (server) {
     out += "# HELP atoll_connections Open connections, by loop.\n# TYPE atoll_connections gauge\n";
     for (std::size_t i = 0; i < server->connections.size(); ++i)
-      out += "atoll_connections{loop=\"" + std::to_string(i) + "\"} " + std::to_string(server->connections[i]) + "\n";
-    out += "# TYPE atoll_connections_accepted_total counter\natoll_connections_accepted_total " + std::to_string(server->accepted) + "\n";
-    out += "# HELP atoll_loop_stalls_total Times a handler held a loop past the watchdog threshold.\n"
-           "# TYPE atoll_loop_stalls_total counter\natoll_loop_stalls_total " + std::to_string(server->loop_stalls) + "\n";
+      out += "atoll_connections{loop=\"" + std::to_string(i) + "\"} " +
+             std::to_string(server->connections[i]) + "\n";
+    out += "# TYPE atoll_connections_accepted_total counter\natoll_connections_accepted_total " +
+           std::to_string(server->accepted) + "\n";
+    out +=
+        "# HELP atoll_loop_stalls_total Times a handler held a loop past the watchdog threshold.\n"
+        "# TYPE atoll_loop_stalls_total counter\natoll_loop_stalls_total " +
+        std::to_string(server->loop_stalls) + "\n";
   }
   return out;
 }

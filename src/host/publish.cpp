@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
 #include <toml++/toml.h>
+#include <nlohmann/json.hpp>
 
 #include <cerrno>
 #include <cstring>
@@ -63,14 +63,19 @@ void walk(const std::string& root, const std::string& rel, std::vector<std::stri
     struct stat st;
     if (::lstat(full.c_str(), &st) != 0) throw std::runtime_error("cannot stat '" + full + "'");
     if (S_ISLNK(st.st_mode))
-      throw std::invalid_argument("'" + full + "' is a symlink: publish the file itself (symlinks are refused so nothing outside the directory is published)");
-    if (S_ISDIR(st.st_mode)) walk(root, r, out);
-    else if (S_ISREG(st.st_mode)) out.push_back(r);
+      throw std::invalid_argument("'" + full +
+                                  "' is a symlink: publish the file itself (symlinks are refused "
+                                  "so nothing outside the directory is published)");
+    if (S_ISDIR(st.st_mode))
+      walk(root, r, out);
+    else if (S_ISREG(st.st_mode))
+      out.push_back(r);
   }
 }
 
 DbError duplicate_path(std::string_view path) {
-  return DbError(DbError::Kind::invalid, "path '" + std::string(path.substr(0, 200)) + "' appears twice in the deploy");
+  return DbError(DbError::Kind::invalid,
+                 "path '" + std::string(path.substr(0, 200)) + "' appears twice in the deploy");
 }
 
 }  // namespace
@@ -93,7 +98,8 @@ void validate_publish_path(std::string_view p) {
   std::size_t pos = 0;
   while (pos <= p.size()) {
     std::size_t slash = p.find('/', pos);
-    std::string_view seg = p.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
+    std::string_view seg =
+        p.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
     if (seg.empty()) bad("has an empty segment");
     if (seg == "..") bad("climbs out with '..'");
     if (seg == ".") bad("has a '.' segment");
@@ -106,8 +112,10 @@ std::string SiteConfig::to_json() const {
   nlohmann::json j = nlohmann::json::object();
   if (!not_found.empty()) j["not_found"] = not_found;
   if (!spa.empty()) j["spa"] = spa;
-  for (const auto& r : redirects) j["redirects"].push_back({{"from", r.from}, {"to", r.to}, {"status", r.status}});
-  for (const auto& h : headers) j["headers"].push_back({{"path", h.path}, {"name", h.name}, {"value", h.value}});
+  for (const auto& r : redirects)
+    j["redirects"].push_back({{"from", r.from}, {"to", r.to}, {"status", r.status}});
+  for (const auto& h : headers)
+    j["headers"].push_back({{"path", h.path}, {"name", h.name}, {"value", h.value}});
   return j.dump();
 }
 
@@ -118,9 +126,11 @@ SiteConfig SiteConfig::from_json(std::string_view text) {
   c.not_found = j.value("not_found", "");
   c.spa = j.value("spa", "");
   if (j.contains("redirects"))
-    for (const auto& r : j["redirects"]) c.redirects.push_back({r.value("from", ""), r.value("to", ""), r.value("status", 301)});
+    for (const auto& r : j["redirects"])
+      c.redirects.push_back({r.value("from", ""), r.value("to", ""), r.value("status", 301)});
   if (j.contains("headers"))
-    for (const auto& h : j["headers"]) c.headers.push_back({h.value("path", "/"), h.value("name", ""), h.value("value", "")});
+    for (const auto& h : j["headers"])
+      c.headers.push_back({h.value("path", "/"), h.value("name", ""), h.value("value", "")});
   return c;
 }
 
@@ -130,11 +140,13 @@ SiteConfig parse_site_config(std::string_view text, const std::string& file) {
     t = toml::parse(text, file);
   } catch (const toml::parse_error& e) {
     std::ostringstream msg;
-    msg << file << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
+    msg << file << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+        << e.description();
     throw std::invalid_argument(msg.str());
   }
   auto where = [&](const toml::node& n) {
-    return file + ":" + std::to_string(n.source().begin.line) + ":" + std::to_string(n.source().begin.column) + ": ";
+    return file + ":" + std::to_string(n.source().begin.line) + ":" +
+           std::to_string(n.source().begin.column) + ": ";
   };
   auto string_of = [&](const toml::node& n, const char* key) {
     if (!n.is_string()) throw std::invalid_argument(where(n) + "'" + key + "' must be a string");
@@ -165,20 +177,24 @@ SiteConfig parse_site_config(std::string_view text, const std::string& file) {
   page("spa", c.spa);
   if (auto* n = t.get("redirects")) {
     auto* arr = n->as_array();
-    if (!arr) throw std::invalid_argument(where(*n) + "'redirects' must be an array of tables ([[redirects]])");
+    if (!arr)
+      throw std::invalid_argument(where(*n) +
+                                  "'redirects' must be an array of tables ([[redirects]])");
     for (auto& item : *arr) {
       auto* r = item.as_table();
       if (!r) throw std::invalid_argument(where(item) + "each redirect must be a table");
       SiteConfig::Redirect red;
       auto* from = r->get("from");
       auto* to = r->get("to");
-      if (!from || !to) throw std::invalid_argument(where(item) + "a redirect needs 'from' and 'to'");
+      if (!from || !to)
+        throw std::invalid_argument(where(item) + "a redirect needs 'from' and 'to'");
       red.from = string_of(*from, "from");
       red.to = string_of(*to, "to");
       if (red.from.empty() || red.from.front() != '/')
         throw std::invalid_argument(where(*from) + "'from' must start with '/'");
       for (unsigned char ch : red.to)
-        if (ch < 0x20 || ch == 0x7f) throw std::invalid_argument(where(*to) + "'to' holds a control character");
+        if (ch < 0x20 || ch == 0x7f)
+          throw std::invalid_argument(where(*to) + "'to' holds a control character");
       if (auto* st = r->get("status")) {
         auto v = st->value<std::int64_t>();
         if (!v || (*v != 301 && *v != 302 && *v != 307 && *v != 308))
@@ -190,7 +206,8 @@ SiteConfig parse_site_config(std::string_view text, const std::string& file) {
   }
   if (auto* n = t.get("headers")) {
     auto* arr = n->as_array();
-    if (!arr) throw std::invalid_argument(where(*n) + "'headers' must be an array of tables ([[headers]])");
+    if (!arr)
+      throw std::invalid_argument(where(*n) + "'headers' must be an array of tables ([[headers]])");
     for (auto& item : *arr) {
       auto* h = item.as_table();
       if (!h) throw std::invalid_argument(where(item) + "each header rule must be a table");
@@ -198,7 +215,8 @@ SiteConfig parse_site_config(std::string_view text, const std::string& file) {
       rule.path = h->get("path") ? string_of(*h->get("path"), "path") : "/";
       auto* name = h->get("name");
       auto* value = h->get("value");
-      if (!name || !value) throw std::invalid_argument(where(item) + "a header rule needs 'name' and 'value'");
+      if (!name || !value)
+        throw std::invalid_argument(where(item) + "a header rule needs 'name' and 'value'");
       rule.name = string_of(*name, "name");
       rule.value = string_of(*value, "value");
       try {
@@ -212,7 +230,8 @@ SiteConfig parse_site_config(std::string_view text, const std::string& file) {
   return c;
 }
 
-FileRecord Publisher::record(const std::string& path, std::string_view bytes, std::size_t* new_blobs) {
+FileRecord Publisher::record(const std::string& path, std::string_view bytes,
+                             std::size_t* new_blobs) {
   FileRecord r;
   r.path = path;
   r.size = bytes.size();
@@ -241,7 +260,8 @@ FileRecord Publisher::record(const std::string& path, std::string_view bytes, st
   return r;
 }
 
-PublishResult Publisher::publish_files(const std::string& site, const std::vector<PublishFile>& files) {
+PublishResult Publisher::publish_files(const std::string& site,
+                                       const std::vector<PublishFile>& files) {
   if (auto e = site_name_error(site); !e.empty()) throw DbError(DbError::Kind::invalid, e);
   // Every check comes before the first blob is stored: a refused publish
   // leaves nothing behind (not even blobs waiting for garbage collection).
@@ -250,7 +270,8 @@ PublishResult Publisher::publish_files(const std::string& site, const std::vecto
   for (const auto& f : files) {
     validate_publish_path(f.path);
     if (!seen.insert(f.path).second) throw duplicate_path(f.path);
-    if (f.path == site_config_file) config_json = parse_site_config(f.bytes, std::string(site_config_file)).to_json();
+    if (f.path == site_config_file)
+      config_json = parse_site_config(f.bytes, std::string(site_config_file)).to_json();
   }
   PublishResult result;
   std::vector<FileRecord> records;
@@ -274,7 +295,8 @@ PublishResult Publisher::publish_dir(const std::string& site, const std::string&
   std::string config_json = "{}";
   for (const auto& p : paths) {
     validate_publish_path(p);
-    if (p == site_config_file) config_json = parse_site_config(read_file(dir + "/" + p), dir + "/" + p).to_json();
+    if (p == site_config_file)
+      config_json = parse_site_config(read_file(dir + "/" + p), dir + "/" + p).to_json();
   }
   PublishResult result;
   std::vector<FileRecord> records;
@@ -289,19 +311,25 @@ PublishResult Publisher::publish_dir(const std::string& site, const std::string&
   return result;
 }
 
-PublishResult Publisher::publish_manifest(const std::string& site,
-                                          const std::vector<std::pair<std::string, std::string>>& manifest,
-                                          const std::string& config_toml) {
+PublishResult Publisher::publish_manifest(
+    const std::string& site, const std::vector<std::pair<std::string, std::string>>& manifest,
+    const std::string& config_toml) {
   if (auto e = site_name_error(site); !e.empty()) throw DbError(DbError::Kind::invalid, e);
   // Every check comes before record() stores the first variant.
   std::set<std::string_view> seen;
   for (const auto& [path, hash] : manifest) {
     validate_publish_path(path);
     if (!seen.insert(path).second) throw duplicate_path(path);
-    if (!is_sha256_hex(hash)) throw DbError(DbError::Kind::invalid, "'" + hash + "' (for " + path + ") is not a SHA-256 hex digest");
-    if (!store_.has(hash)) throw DbError(DbError::Kind::invalid, "blob " + hash + " (for " + path + ") has not been uploaded");
+    if (!is_sha256_hex(hash))
+      throw DbError(DbError::Kind::invalid,
+                    "'" + hash + "' (for " + path + ") is not a SHA-256 hex digest");
+    if (!store_.has(hash))
+      throw DbError(DbError::Kind::invalid,
+                    "blob " + hash + " (for " + path + ") has not been uploaded");
   }
-  std::string config_json = config_toml.empty() ? "{}" : parse_site_config(config_toml, std::string(site_config_file)).to_json();
+  std::string config_json =
+      config_toml.empty() ? "{}"
+                          : parse_site_config(config_toml, std::string(site_config_file)).to_json();
   PublishResult result;
   std::vector<FileRecord> records;
   for (const auto& [path, hash] : manifest) {

@@ -8,8 +8,9 @@
 namespace atl::host {
 
 std::string site_name_error(std::string_view n) {
-  auto rule = std::string("site name '") + std::string(n.substr(0, 80)) +
-              "' is invalid: use 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'";
+  auto rule =
+      std::string("site name '") + std::string(n.substr(0, 80)) +
+      "' is invalid: use 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'";
   if (n.empty() || n.size() > 63 || n.front() == '-' || n.back() == '-') return rule;
   for (char c : n)
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return rule;
@@ -112,7 +113,8 @@ class Statement {
 class SqliteDatabase final : public Database {
  public:
   explicit SqliteDatabase(const std::string& path) {
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+    if (sqlite3_open_v2(path.c_str(), &db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         nullptr) != SQLITE_OK) {
       std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
       sqlite3_close(db_);
@@ -151,7 +153,8 @@ class SqliteDatabase final : public Database {
     try {
       s.step();
     } catch (const DbError& e) {
-      if (e.kind() == DbError::Kind::conflict) throw DbError(DbError::Kind::conflict, "site '" + name + "' already exists");
+      if (e.kind() == DbError::Kind::conflict)
+        throw DbError(DbError::Kind::conflict, "site '" + name + "' already exists");
       throw;
     }
     bump();
@@ -164,7 +167,8 @@ class SqliteDatabase final : public Database {
     Tx tx(*this);
     Statement s(db_, "UPDATE sites SET domains = ? WHERE name = ?");
     s.bind(1, join(domains)).bind(2, name).step();
-    if (sqlite3_changes(db_) == 0) throw DbError(DbError::Kind::not_found, "no site named '" + name + "'");
+    if (sqlite3_changes(db_) == 0)
+      throw DbError(DbError::Kind::not_found, "no site named '" + name + "'");
     bump();
     tx.commit();
   }
@@ -183,9 +187,10 @@ class SqliteDatabase final : public Database {
   std::vector<SiteInfo> sites() override {
     std::lock_guard<std::recursive_mutex> lock(mutex_);
     std::vector<SiteInfo> out;
-    Statement s(db_,
-                "SELECT s.id, s.name, s.domains, s.live_deploy, s.created_at, COALESCE(d.config, '{}') "
-                "FROM sites s LEFT JOIN deploys d ON d.id = s.live_deploy ORDER BY s.name");
+    Statement s(
+        db_,
+        "SELECT s.id, s.name, s.domains, s.live_deploy, s.created_at, COALESCE(d.config, '{}') "
+        "FROM sites s LEFT JOIN deploys d ON d.id = s.live_deploy ORDER BY s.name");
     while (s.step()) out.push_back(row(s));
     return out;
   }
@@ -208,22 +213,39 @@ class SqliteDatabase final : public Database {
     }
     std::uint64_t bytes = 0;
     for (const auto& f : files) bytes += f.size;
-    Statement d(db_, "INSERT INTO deploys(site_id, created_at, files, bytes, config) VALUES (?, ?, ?, ?, ?)");
-    d.bind(1, info->id).bind(2, std::int64_t(std::time(nullptr))).bind(3, std::int64_t(files.size()))
-        .bind(4, std::int64_t(bytes)).bind(5, config_json.empty() ? std::string("{}") : config_json).step();
+    Statement d(
+        db_,
+        "INSERT INTO deploys(site_id, created_at, files, bytes, config) VALUES (?, ?, ?, ?, ?)");
+    d.bind(1, info->id)
+        .bind(2, std::int64_t(std::time(nullptr)))
+        .bind(3, std::int64_t(files.size()))
+        .bind(4, std::int64_t(bytes))
+        .bind(5, config_json.empty() ? std::string("{}") : config_json)
+        .step();
     std::int64_t id = sqlite3_last_insert_rowid(db_);
     Statement f(db_,
-                "INSERT INTO files(deploy_id, path, hash, size, mime, br, br_size, zst, zst_size, gz, gz_size) "
+                "INSERT INTO files(deploy_id, path, hash, size, mime, br, br_size, zst, zst_size, "
+                "gz, gz_size) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     for (const auto& r : files) {
       sqlite3_reset(f.raw());
-      f.bind(1, id).bind(2, r.path).bind(3, r.hash).bind(4, std::int64_t(r.size)).bind(5, r.mime)
-          .bind(6, r.br).bind(7, std::int64_t(r.br_size)).bind(8, r.zst).bind(9, std::int64_t(r.zst_size))
-          .bind(10, r.gz).bind(11, std::int64_t(r.gz_size));
+      f.bind(1, id)
+          .bind(2, r.path)
+          .bind(3, r.hash)
+          .bind(4, std::int64_t(r.size))
+          .bind(5, r.mime)
+          .bind(6, r.br)
+          .bind(7, std::int64_t(r.br_size))
+          .bind(8, r.zst)
+          .bind(9, std::int64_t(r.zst_size))
+          .bind(10, r.gz)
+          .bind(11, std::int64_t(r.gz_size));
       try {
         f.step();
       } catch (const DbError& e) {
-        if (e.kind() == DbError::Kind::conflict) throw DbError(DbError::Kind::invalid, "path '" + r.path + "' appears twice in the deploy");
+        if (e.kind() == DbError::Kind::conflict)
+          throw DbError(DbError::Kind::invalid,
+                        "path '" + r.path + "' appears twice in the deploy");
         throw;
       }
     }
@@ -239,7 +261,8 @@ class SqliteDatabase final : public Database {
     auto info = site_locked(site);
     if (!info) throw DbError(DbError::Kind::not_found, "no site named '" + site + "'");
     std::vector<DeployInfo> out;
-    Statement s(db_, "SELECT id, created_at, files, bytes FROM deploys WHERE site_id = ? ORDER BY id DESC");
+    Statement s(
+        db_, "SELECT id, created_at, files, bytes FROM deploys WHERE site_id = ? ORDER BY id DESC");
     s.bind(1, info->id);
     while (s.step())
       out.push_back({s.integer(0), site, s.integer(1), s.integer(2), std::uint64_t(s.integer(3)),
@@ -256,12 +279,17 @@ class SqliteDatabase final : public Database {
     if (to) {
       Statement s(db_, "SELECT id FROM deploys WHERE id = ? AND site_id = ?");
       s.bind(1, *to).bind(2, info->id);
-      if (!s.step()) throw DbError(DbError::Kind::not_found, "site '" + site + "' has no deploy " + std::to_string(*to));
+      if (!s.step())
+        throw DbError(DbError::Kind::not_found,
+                      "site '" + site + "' has no deploy " + std::to_string(*to));
       target = *to;
     } else {
-      Statement s(db_, "SELECT id FROM deploys WHERE site_id = ? AND id < ? ORDER BY id DESC LIMIT 1");
+      Statement s(db_,
+                  "SELECT id FROM deploys WHERE site_id = ? AND id < ? ORDER BY id DESC LIMIT 1");
       s.bind(1, info->id).bind(2, info->live_deploy.value_or(0));
-      if (!s.step()) throw DbError(DbError::Kind::not_found, "site '" + site + "' has no earlier deploy to roll back to");
+      if (!s.step())
+        throw DbError(DbError::Kind::not_found,
+                      "site '" + site + "' has no earlier deploy to roll back to");
       target = s.integer(0);
     }
     Statement u(db_, "UPDATE sites SET live_deploy = ? WHERE id = ?");
@@ -295,11 +323,13 @@ class SqliteDatabase final : public Database {
   std::vector<std::string> changed_paths(std::int64_t from, std::int64_t to) override {
     std::lock_guard<std::recursive_mutex> lock(mutex_);
     std::vector<std::string> out;
-    Statement s(db_,
-                "SELECT a.path FROM files a LEFT JOIN files b ON b.deploy_id = ?2 AND b.path = a.path "
-                "WHERE a.deploy_id = ?1 AND (b.hash IS NULL OR b.hash != a.hash) "
-                "UNION SELECT b.path FROM files b LEFT JOIN files a ON a.deploy_id = ?1 AND a.path = b.path "
-                "WHERE b.deploy_id = ?2 AND a.hash IS NULL");
+    Statement s(
+        db_,
+        "SELECT a.path FROM files a LEFT JOIN files b ON b.deploy_id = ?2 AND b.path = a.path "
+        "WHERE a.deploy_id = ?1 AND (b.hash IS NULL OR b.hash != a.hash) "
+        "UNION SELECT b.path FROM files b LEFT JOIN files a ON a.deploy_id = ?1 AND a.path = "
+        "b.path "
+        "WHERE b.deploy_id = ?2 AND a.hash IS NULL");
     s.bind(1, from).bind(2, to);
     while (s.step()) out.push_back(s.text(0));
     return out;
@@ -325,9 +355,10 @@ class SqliteDatabase final : public Database {
   std::vector<std::string> referenced_hashes() override {
     std::lock_guard<std::recursive_mutex> lock(mutex_);
     std::vector<std::string> out;
-    Statement s(db_,
-                "SELECT hash FROM files UNION SELECT br FROM files WHERE br != '' "
-                "UNION SELECT zst FROM files WHERE zst != '' UNION SELECT gz FROM files WHERE gz != ''");
+    Statement s(
+        db_,
+        "SELECT hash FROM files UNION SELECT br FROM files WHERE br != '' "
+        "UNION SELECT zst FROM files WHERE zst != '' UNION SELECT gz FROM files WHERE gz != ''");
     while (s.step()) out.push_back(s.text(0));
     return out;
   }
@@ -369,9 +400,10 @@ class SqliteDatabase final : public Database {
   }
 
   std::optional<SiteInfo> site_locked(const std::string& name) {
-    Statement s(db_,
-                "SELECT s.id, s.name, s.domains, s.live_deploy, s.created_at, COALESCE(d.config, '{}') "
-                "FROM sites s LEFT JOIN deploys d ON d.id = s.live_deploy WHERE s.name = ?");
+    Statement s(
+        db_,
+        "SELECT s.id, s.name, s.domains, s.live_deploy, s.created_at, COALESCE(d.config, '{}') "
+        "FROM sites s LEFT JOIN deploys d ON d.id = s.live_deploy WHERE s.name = ?");
     s.bind(1, name);
     if (!s.step()) return std::nullopt;
     return row(s);
@@ -383,6 +415,8 @@ class SqliteDatabase final : public Database {
 
 }  // namespace
 
-std::unique_ptr<Database> open_sqlite(const std::string& path) { return std::make_unique<SqliteDatabase>(path); }
+std::unique_ptr<Database> open_sqlite(const std::string& path) {
+  return std::make_unique<SqliteDatabase>(path);
+}
 
 }  // namespace atl::host

@@ -69,7 +69,8 @@ void ContentStore::write_blob(std::string_view hash, std::string_view bytes) {
   std::string tmp = dir_ + "/tmp/" + std::string(hash) + "." + std::to_string(::getpid()) + "." +
                     std::to_string(reinterpret_cast<std::uintptr_t>(&bytes));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error("content store: cannot write '" + tmp + "': " + std::strerror(errno));
+  if (fd < 0)
+    throw std::runtime_error("content store: cannot write '" + tmp + "': " + std::strerror(errno));
   std::size_t off = 0;
   while (off < bytes.size()) {
     ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);

@@ -79,7 +79,8 @@ std::optional<long> parse_http_date(std::string_view s) noexcept {
   tm.tm_hour = num(17, 2);
   tm.tm_min = num(20, 2);
   tm.tm_sec = num(23, 2);
-  if (tm.tm_mday < 1 || tm.tm_year < 0 || tm.tm_hour < 0 || tm.tm_min < 0 || tm.tm_sec < 0) return std::nullopt;
+  if (tm.tm_mday < 1 || tm.tm_year < 0 || tm.tm_hour < 0 || tm.tm_min < 0 || tm.tm_sec < 0)
+    return std::nullopt;
   return long(timegm(&tm));
 }
 

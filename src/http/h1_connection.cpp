@@ -97,12 +97,14 @@ int Http1Conn::on_header_value_complete(llhttp_t* p) {
   std::string_view v = c.cur_value_;
   while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
   if (c.headers_.size() >= c.opt_.max_headers) {
-    c.head_error_ = {431, "too many header fields (limit " + std::to_string(c.opt_.max_headers) + ")"};
+    c.head_error_ = {431,
+                     "too many header fields (limit " + std::to_string(c.opt_.max_headers) + ")"};
     return HPE_USER;
   }
   if (c.cur_name_.size() + v.size() > c.opt_.max_header_line) {
-    c.head_error_ = {431, "header field '" + std::string(c.cur_name_.substr(0, 64)) + "' is too long (limit " +
-                              std::to_string(c.opt_.max_header_line) + " bytes)"};
+    c.head_error_ = {431, "header field '" + std::string(c.cur_name_.substr(0, 64)) +
+                              "' is too long (limit " + std::to_string(c.opt_.max_header_line) +
+                              " bytes)"};
     return HPE_USER;
   }
   c.headers_.add(c.cur_name_, v);
@@ -144,7 +146,8 @@ int Http1Conn::on_message_complete(llhttp_t* p) {
 
 // --- reading the head ---------------------------------------------------------
 
-Http1Conn::Http1Conn(net::Socket& socket, const HttpOptions& options) : sock_(socket), opt_(options) {
+Http1Conn::Http1Conn(net::Socket& socket, const HttpOptions& options)
+    : sock_(socket), opt_(options) {
   llhttp_init(&parser_, HTTP_REQUEST, &settings());
   parser_.data = this;
   peer_ = &sock_.peer();
@@ -183,21 +186,25 @@ Task<bool> Http1Conn::fill(std::int64_t floor) {
 Task<Http1Conn::Head> Http1Conn::read_head() {
   reset_request();
   head_error_ = {};
-  expect_continue_ = continue_sent_ = streaming_ = upgrade_request_ = chunked_ = in_trailers_ = false;
+  expect_continue_ = continue_sent_ = streaming_ = upgrade_request_ = chunked_ = in_trailers_ =
+      false;
   keep_alive_ = true;
   body_received_ = 0;
   body_started_ms_ = 0;
   body_floor_ = 0;
   if (paused_) {
-    if (llhttp_get_errno(&parser_) == HPE_PAUSED_UPGRADE) llhttp_resume_after_upgrade(&parser_);
-    else llhttp_resume(&parser_);
+    if (llhttp_get_errno(&parser_) == HPE_PAUSED_UPGRADE)
+      llhttp_resume_after_upgrade(&parser_);
+    else
+      llhttp_resume(&parser_);
     paused_ = false;
   }
   std::int64_t deadline = 0;
   std::size_t scanned = in_start_;
   for (;;) {
     // RFC 9112 §2.2: empty lines before a request line are ignored.
-    while (in_start_ < in_end_ && (in_.data()[in_start_] == '\r' || in_.data()[in_start_] == '\n')) ++in_start_;
+    while (in_start_ < in_end_ && (in_.data()[in_start_] == '\r' || in_.data()[in_start_] == '\n'))
+      ++in_start_;
     if (in_start_ < in_end_) {
       if (!deadline) {
         deadline = sock_.loop_now() + opt_.header_timeout_ms;
@@ -211,7 +218,8 @@ Task<Http1Conn::Head> Http1Conn::read_head() {
       std::size_t head_len = end == std::string_view::npos ? data.size() : end + 4;
       std::size_t eol = data.substr(0, head_len).find("\r\n");
       if ((eol == std::string_view::npos ? head_len : eol) > opt_.max_request_line) {
-        head_error_ = {414, "request line longer than " + std::to_string(opt_.max_request_line) + " bytes"};
+        head_error_ = {
+            414, "request line longer than " + std::to_string(opt_.max_request_line) + " bytes"};
         co_return Head::error;
       }
       std::size_t block = std::min(opt_.max_header_block, cap);
@@ -249,13 +257,15 @@ Task<Http1Conn::Head> Http1Conn::read_head() {
         auto ready = co_await sock_.wait_readable();
         sock_.set_wake_on_drain(false);
         sock_.set_io_timeout(opt_.write_timeout_ms);
-        if (!ready && !(ready.error == ESHUTDOWN && sock_.has_pending_input())) co_return Head::closed;
+        if (!ready && !(ready.error == ESHUTDOWN && sock_.has_pending_input()))
+          co_return Head::closed;
       }
     }
     if (!co_await fill(0)) {
       sock_.set_deadline(0);
       if (fill_error_ == ETIMEDOUT && deadline) {
-        head_error_ = {408, "request head not received within " + std::to_string(opt_.header_timeout_ms) + " ms"};
+        head_error_ = {408, "request head not received within " +
+                                std::to_string(opt_.header_timeout_ms) + " ms"};
         co_return Head::error;
       }
       co_return Head::closed;
@@ -271,7 +281,8 @@ bool Http1Conn::parse_head(std::size_t head_len) {
   // a crash) or for the next request. Both must agree on where the head
   // ends, so a bare LF is refused (RFC 9112 §2.2 allows that).
   std::string_view head(begin, head_len);
-  for (std::size_t lf = head.find('\n'); lf != std::string_view::npos; lf = head.find('\n', lf + 1)) {
+  for (std::size_t lf = head.find('\n'); lf != std::string_view::npos;
+       lf = head.find('\n', lf + 1)) {
     if (lf == 0 || head[lf - 1] != '\r') {
       in_start_ += head_len;
       head_error_ = {400, "a line of the request head ends in a bare LF (CRLF is required)"};
@@ -313,11 +324,13 @@ bool Http1Conn::finish_head() {
   // Host: exactly one on HTTP/1.1 (RFC 9112 §3.2).
   std::size_t hosts = headers_.count("host");
   if ((http_minor_ >= 1 && hosts != 1) || hosts > 1) {
-    head_error_ = {400, hosts ? "more than one Host header" : "missing Host header (required in HTTP/1.1)"};
+    head_error_ = {
+        400, hosts ? "more than one Host header" : "missing Host header (required in HTTP/1.1)"};
     return false;
   }
   host_ = headers_.get("host");
-  if (auto colon = host_.rfind(':'); colon != std::string_view::npos && host_.find(']', colon) == std::string_view::npos)
+  if (auto colon = host_.rfind(':');
+      colon != std::string_view::npos && host_.find(']', colon) == std::string_view::npos)
     host_ = host_.substr(0, colon);
   // The target: origin-form, absolute-form, or "*".
   std::string_view t = target_;
@@ -338,8 +351,11 @@ bool Http1Conn::finish_head() {
     }
     auto authority = t.substr(scheme_end + 3);
     auto slash = authority.find('/');
-    host_ = authority.substr(0, slash == std::string_view::npos ? authority.size() : std::min(slash, authority.find('?')));
-    if (auto colon = host_.rfind(':'); colon != std::string_view::npos) host_ = host_.substr(0, colon);
+    host_ =
+        authority.substr(0, slash == std::string_view::npos ? authority.size()
+                                                            : std::min(slash, authority.find('?')));
+    if (auto colon = host_.rfind(':'); colon != std::string_view::npos)
+      host_ = host_.substr(0, colon);
     t = slash == std::string_view::npos ? std::string_view("/") : authority.substr(slash);
   }
   auto q = t.find('?');
@@ -519,9 +535,12 @@ Task<> Http1Conn::write_head(int status, std::int64_t content_length, bool chunk
   // A final answer before the client was invited to send its body: it may or
   // may not send it, so where the next request starts is unknown and the
   // connection will close (finish_request). RFC 9110 §10.1.1: say so here.
-  if (status >= 200 && has_body_ && !body_done_ && expect_continue_ && !continue_sent_) close_ = true;
+  if (status >= 200 && has_body_ && !body_done_ && expect_continue_ && !continue_sent_)
+    close_ = true;
   std::size_t need = head_overhead + response_headers_.wire().size();
-  if (need > cap) throw std::length_error("response headers larger than " + std::to_string(cap - head_overhead) + " bytes");
+  if (need > cap)
+    throw std::length_error("response headers larger than " + std::to_string(cap - head_overhead) +
+                            " bytes");
   if (need > out_space() && out_len_) co_await flush();
   if (!out_) out_ = net::Buffer::lease();
   char* p = out_.data() + out_len_;
@@ -652,10 +671,12 @@ Task<> Http1Conn::end_stream() {
 }
 
 Task<> Http1Conn::inform(int status, const std::vector<Header>& headers) {
-  if (status < 100 || status > 199 || status == 101) throw std::invalid_argument("inform() takes a 1xx status other than 101");
+  if (status < 100 || status > 199 || status == 101)
+    throw std::invalid_argument("inform() takes a 1xx status other than 101");
   if (started_) throw std::logic_error("inform() after the response started");
   if (http_minor_ == 0) co_return;  // HTTP/1.0 clients do not expect 1xx
-  std::string head = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason_phrase(status)) + "\r\n";
+  std::string head =
+      "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason_phrase(status)) + "\r\n";
   for (const auto& h : headers) {
     validate_header(h.name, h.value);
     head.append(h.name).append(": ").append(h.value).append("\r\n");
@@ -669,7 +690,8 @@ Task<> Http1Conn::inform(int status, const std::vector<Header>& headers) {
   co_await flush();
 }
 
-Task<Conn::Upgraded> Http1Conn::upgrade(std::string_view protocol, const std::vector<Header>& headers) {
+Task<Conn::Upgraded> Http1Conn::upgrade(std::string_view protocol,
+                                        const std::vector<Header>& headers) {
   if (started_) throw std::logic_error("upgrade() after the response started");
   response_headers_.clear();
   response_headers_.set("Connection", "Upgrade");
@@ -691,8 +713,9 @@ Task<std::span<const char>> Http1Conn::read_body_chunk() {
   if (!has_body_ || body_done_ || broken_) co_return std::span<const char>{};
   if (content_length_ && *content_length_ > body_limit_) {
     close_ = true;
-    throw HttpError(413, "request body of " + std::to_string(*content_length_) + " bytes is over the limit of " +
-                             std::to_string(body_limit_) + " bytes");
+    throw HttpError(413, "request body of " + std::to_string(*content_length_) +
+                             " bytes is over the limit of " + std::to_string(body_limit_) +
+                             " bytes");
   }
   if (expect_continue_ && !continue_sent_) {
     continue_sent_ = true;
@@ -715,14 +738,16 @@ Task<std::span<const char>> Http1Conn::read_body_chunk() {
       } else if (err != HPE_OK) {
         close_ = true;
         broken_ = false;
-        throw HttpError(400, std::string("malformed request body: ") + llhttp_get_error_reason(&parser_));
+        throw HttpError(
+            400, std::string("malformed request body: ") + llhttp_get_error_reason(&parser_));
       }
       in_start_ += consumed;
       std::size_t n = std::size_t(body_cursor_ - begin);
       body_received_ += n;
       if (body_received_ > body_limit_) {
         close_ = true;
-        throw HttpError(413, "request body is over the limit of " + std::to_string(body_limit_) + " bytes");
+        throw HttpError(
+            413, "request body is over the limit of " + std::to_string(body_limit_) + " bytes");
       }
       if (n) co_return std::span<const char>(begin, n);
       if (body_done_) co_return std::span<const char>{};
@@ -732,14 +757,17 @@ Task<std::span<const char>> Http1Conn::read_body_chunk() {
     if (opt_.min_upload_rate && elapsed > opt_.upload_grace_ms &&
         body_received_ * 1000 / std::uint64_t(elapsed) < opt_.min_upload_rate) {
       close_ = true;
-      throw HttpError(408, "request body arrived slower than " + std::to_string(opt_.min_upload_rate) + " bytes/s");
+      throw HttpError(408, "request body arrived slower than " +
+                               std::to_string(opt_.min_upload_rate) + " bytes/s");
     }
     sock_.set_io_timeout(opt_.body_timeout_ms);
     bool ok = co_await fill(body_floor_);
     sock_.set_io_timeout(opt_.write_timeout_ms);
     if (!ok) {
       close_ = true;
-      if (fill_error_ == ETIMEDOUT) throw HttpError(408, "request body stalled for " + std::to_string(opt_.body_timeout_ms) + " ms");
+      if (fill_error_ == ETIMEDOUT)
+        throw HttpError(408,
+                        "request body stalled for " + std::to_string(opt_.body_timeout_ms) + " ms");
       broken_ = fill_error_ != ENOBUFS;
       throw HttpError(400, "request body incomplete: the client closed the connection");
     }

@@ -11,8 +11,21 @@ inline unsigned char lower(unsigned char c) noexcept { return c >= 'A' && c <= '
 bool is_tchar(unsigned char c) noexcept {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
   }
   return false;
@@ -36,7 +49,8 @@ std::size_t find_line(const std::string& wire, std::string_view name, std::size_
 bool iequals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(static_cast<unsigned char>(a[i])) != lower(static_cast<unsigned char>(b[i]))) return false;
+    if (lower(static_cast<unsigned char>(a[i])) != lower(static_cast<unsigned char>(b[i])))
+      return false;
   return true;
 }
 
@@ -66,8 +80,9 @@ void validate_header(std::string_view name, std::string_view value) {
                                   "' is not a token (RFC 9110 §5.1)");
   for (unsigned char c : value)
     if (c == '\r' || c == '\n' || c == '\0')
-      throw std::invalid_argument("response header '" + std::string(name) +
-                                  "' has a CR, LF or NUL in its value (refused: response splitting)");
+      throw std::invalid_argument(
+          "response header '" + std::string(name) +
+          "' has a CR, LF or NUL in its value (refused: response splitting)");
 }
 
 void ResponseHeaders::add(std::string_view name, std::string_view value) {
@@ -112,7 +127,8 @@ void ResponseHeaders::append_token(std::string_view name, std::string_view token
   std::size_t start = 0;
   while (start <= current.size()) {
     std::size_t comma = current.find(',', start);
-    std::string_view item = current.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    std::string_view item = current.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
     while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
     if (iequals(item, token) || item == "*") return;

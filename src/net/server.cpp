@@ -1,6 +1,6 @@
 #include <atoll/net/server.hpp>
-#include <atoll/runtime/log.hpp>
 #include <atoll/runtime/frame_allocator.hpp>
+#include <atoll/runtime/log.hpp>
 #include <atoll/runtime/loop.hpp>
 #include <atoll/runtime/stop.hpp>
 
@@ -43,19 +43,20 @@ struct AcceptorTag final : runtime::TaskTag {
   throw std::system_error(err, std::generic_category(), what);
 }
 
-
 // A Unix socket path left by a process that died is removed; one that a
 // live server still answers on is an error, as with a TCP port in use.
 void clear_stale_unix_socket(const std::string& path) {
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0) return;
   if (!S_ISSOCK(st.st_mode))
-    throw std::runtime_error("cannot listen on unix:" + path + ": the path exists and is not a socket");
+    throw std::runtime_error("cannot listen on unix:" + path +
+                             ": the path exists and is not a socket");
   Endpoint ep = Endpoint::unix_path(path);
   int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   bool alive = probe >= 0 && ::connect(probe, ep.data(), ep.size()) == 0;
   if (probe >= 0) ::close(probe);
-  if (alive) throw std::runtime_error("cannot listen on unix:" + path + ": another server answers there");
+  if (alive)
+    throw std::runtime_error("cannot listen on unix:" + path + ": another server answers there");
   ::unlink(path.c_str());
 }
 
@@ -105,14 +106,17 @@ int open_listener(const Endpoint& ep, int backlog, bool reuseport) {
 // frame is the connection's task ("process"); no wrapper coroutine sits
 // above it, because an idle connection pays for every frame it keeps.
 struct Server::ConnState final : runtime::TaskTag, runtime::RootLink {
-  ConnState(Server& s, LoopState& l, int fd, const sockaddr* peer, socklen_t len, ConnSignals* signals)
+  ConnState(Server& s, LoopState& l, int fd, const sockaddr* peer, socklen_t len,
+            ConnSignals* signals)
       : sock(fd, peer, len, signals), server(&s), ls(&l) {}
   void describe(std::string& out) const override {
     out = fmt::format("connection #{} from {}", id, sock.peer().to_string());
   }
   // From the frame slabs: exact 16-byte classes, no allocator header.
   static void* operator new(std::size_t size) { return runtime::allocate_frame(size); }
-  static void operator delete(void* p, std::size_t size) noexcept { runtime::deallocate_frame(p, size); }
+  static void operator delete(void* p, std::size_t size) noexcept {
+    runtime::deallocate_frame(p, size);
+  }
   Socket sock;
   Server* server;
   LoopState* ls;
@@ -161,7 +165,8 @@ void Server::open_listeners() {
   if (!options_.inherited_listeners.empty()) {
     for (int fd : options_.inherited_listeners) {
       Endpoint ep = Endpoint::local_of(fd);
-      if (!ep.valid()) fail("inherited descriptor " + std::to_string(fd) + " is not a socket", errno);
+      if (!ep.valid())
+        fail("inherited descriptor " + std::to_string(fd) + " is not a socket", errno);
       fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
       endpoints_.push_back(ep);
       if (!port_) port_ = ep.port();
@@ -191,7 +196,8 @@ void Server::open_listeners() {
     add(*loops_[0], open_listener(ep, options_.backlog, false), ep);
     endpoints_.push_back(ep);
   }
-  if (endpoints_.empty()) throw std::invalid_argument("server: nothing to listen on (no bind address and no Unix path)");
+  if (endpoints_.empty())
+    throw std::invalid_argument("server: nothing to listen on (no bind address and no Unix path)");
 }
 
 void Server::start() {
@@ -227,7 +233,8 @@ void Server::run_loop(LoopState& ls) {
   for (std::size_t i = 0; i < ls.listen_fds.size(); ++i) {
     auto w = std::make_unique<runtime::IoWatch>();
     w->fd = ls.listen_fds[i];
-    if (!ls.loop->watch(*w)) log::error("loop {}: cannot watch listener {}", ls.index, ls.listen_eps[i].to_string());
+    if (!ls.loop->watch(*w))
+      log::error("loop {}: cannot watch listener {}", ls.index, ls.listen_eps[i].to_string());
     ls.listen_watches.push_back(std::move(w));
   }
   ls.acceptor_tags.resize(ls.listen_fds.size());
@@ -293,7 +300,8 @@ Task<> Server::accept_loop(LoopState& ls, std::size_t i) {
     }
     sockaddr_storage peer{};
     socklen_t len = sizeof peer;
-    int fd = ::accept4(w.fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd =
+        ::accept4(w.fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
       accepted_.fetch_add(1, std::memory_order_relaxed);
       if (!ep.is_unix()) {
@@ -322,7 +330,9 @@ Task<> Server::accept_loop(LoopState& ls, std::size_t i) {
       ls.last_accept_error_log = loop.now_ms();
       log::error("accept on {} failed: {}; backing off {} ms and retrying{}", ep.to_string(),
                  std::strerror(err), accept_backoff_ms,
-                 err == EMFILE || err == ENFILE ? " (raise the descriptor limit or lower max_connections)" : "");
+                 err == EMFILE || err == ENFILE
+                     ? " (raise the descriptor limit or lower max_connections)"
+                     : "");
     }
     // The pending connection stays in the backlog; retry after the back-off.
     co_await runtime::sleep_for(accept_backoff_ms, ls.signals.drain);
@@ -401,13 +411,16 @@ void Server::connection_done(runtime::RootLink* link, std::exception_ptr error, 
       what = e.what();
     } catch (...) {
     }
-    log::warn("handler failed on connection #{} from {}: {}", cs->id, cs->sock.peer().to_string(), what);
+    log::warn("handler failed on connection #{} from {}: {}", cs->id, cs->sock.peer().to_string(),
+              what);
     if (t) t->connection_exception(s.connection_event(*cs), what);
   }
   if (t) t->connection_stopped(s.connection_event(*cs));
   cs->sock.close();
-  if (cs->prev_conn) cs->prev_conn->next_conn = cs->next_conn;
-  else ls.conns = cs->next_conn;
+  if (cs->prev_conn)
+    cs->prev_conn->next_conn = cs->next_conn;
+  else
+    ls.conns = cs->next_conn;
   if (cs->next_conn) cs->next_conn->prev_conn = cs->prev_conn;
   ls.connections.fetch_sub(1, std::memory_order_relaxed);
   delete cs;
@@ -447,7 +460,8 @@ std::size_t Server::stop() {
   // 2. Wait until every loop has closed its gate (a connection accepted just
   // before counts as in flight) and in-flight work is done, on all loops at
   // once, up to the deadline.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.drain_timeout_ms);
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.drain_timeout_ms);
   std::size_t aborted = 0;
   {
     std::unique_lock lock(state_mutex_);

@@ -313,7 +313,8 @@ Task<IoResult> Socket::tls_read(std::span<char> buf) {
     }
     int err = SSL_get_error(ssl_, rc);
     if (err == SSL_ERROR_ZERO_RETURN) co_return IoResult{0, 0};
-    if (err == SSL_ERROR_SYSCALL && errno == 0) co_return IoResult{0, 0};  // EOF without close_notify
+    if (err == SSL_ERROR_SYSCALL && errno == 0)
+      co_return IoResult{0, 0};  // EOF without close_notify
     bool want_write = err == SSL_ERROR_WANT_WRITE;
     if (err != SSL_ERROR_WANT_READ && !want_write)
       co_return IoResult{0, err == SSL_ERROR_SYSCALL ? errno : EPROTO};

@@ -99,8 +99,7 @@ int TlsContext::on_alpn(SSL*, const unsigned char** out, unsigned char* outlen,
   unsigned char* selected = nullptr;
   if (SSL_select_next_proto(&selected, outlen,
                             reinterpret_cast<const unsigned char*>(self->alpn_wire_.data()),
-                            unsigned(self->alpn_wire_.size()), in,
-                            inlen) != OPENSSL_NPN_NEGOTIATED)
+                            unsigned(self->alpn_wire_.size()), in, inlen) != OPENSSL_NPN_NEGOTIATED)
     return SSL_TLSEXT_ERR_NOACK;  // no overlap: continue without ALPN
   *out = selected;
   return SSL_TLSEXT_ERR_OK;

@@ -33,11 +33,10 @@ void write(Level level, std::string_view line) noexcept {
     tm utc;
     gmtime_r(&ts.tv_sec, &utc);
     auto* loop = runtime::Loop::current();
-    std::string out = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z {} [pid {}{}] {}\n",
-                                  utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour,
-                                  utc.tm_min, utc.tm_sec, ts.tv_nsec / 1000000,
-                                  names[int(level)], getpid(),
-                                  loop ? fmt::format(" loop {}", loop->index()) : "", line);
+    std::string out = fmt::format(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z {} [pid {}{}] {}\n", utc.tm_year + 1900,
+        utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, ts.tv_nsec / 1000000,
+        names[int(level)], getpid(), loop ? fmt::format(" loop {}", loop->index()) : "", line);
     // One write(2) per line keeps lines whole when processes share stderr.
     [[maybe_unused]] auto n = ::write(2, out.data(), out.size());
   } catch (...) {

@@ -94,8 +94,10 @@ void Loop::link_root(RootLink& link) noexcept {
 }
 
 void Loop::unlink_root(RootLink& link) noexcept {
-  if (link.prev) link.prev->next = link.next;
-  else if (roots_ == &link) roots_ = link.next;
+  if (link.prev)
+    link.prev->next = link.next;
+  else if (roots_ == &link)
+    roots_ = link.next;
   if (link.next) link.next->prev = link.prev;
   link.prev = link.next = nullptr;
   --live_tasks_;
@@ -139,7 +141,8 @@ void Loop::spawn(Task<> task, const TaskTag* tag) {
   spawn(std::move(task), *link, tag);
 }
 
-void finish_root(RootLink* link, std::coroutine_handle<> frame, std::exception_ptr& error) noexcept {
+void finish_root(RootLink* link, std::coroutine_handle<> frame,
+                 std::exception_ptr& error) noexcept {
   Loop* loop = Loop::current();
   if (loop) {
     loop->unlink_root(*link);
@@ -230,8 +233,10 @@ void Loop::arm(TimerNode& node, std::int64_t when_ms) {
   if (node.armed()) {
     std::int64_t old = node.when_ms;
     node.when_ms = when_ms;
-    if (when_ms < old) heap_up(node.heap_index);
-    else heap_down(node.heap_index);
+    if (when_ms < old)
+      heap_up(node.heap_index);
+    else
+      heap_down(node.heap_index);
     return;
   }
   node.when_ms = when_ms;
@@ -286,7 +291,8 @@ void Loop::run_ready() {
         stalls_.fetch_add(1, std::memory_order_relaxed);
         if (held > max_lag_ms_.load(std::memory_order_relaxed))
           max_lag_ms_.store(held, std::memory_order_relaxed);
-        std::string what = current_tag_died_ ? "a task that ended before it could be named" : "an untagged task";
+        std::string what =
+            current_tag_died_ ? "a task that ended before it could be named" : "an untagged task";
         if (current_tag_) {
           what.clear();
           current_tag_->describe(what);

@@ -205,7 +205,8 @@ int supervise(SupervisorOptions& o) {
         announced_ready = true;
         sd_notify_state("READY=1\nSTATUS=serving\nMAINPID=" + std::to_string(::getpid()));
         if (upgrade_parent > 0) {
-          log::info("supervisor: upgrade complete; stopping the old master (pid {})", upgrade_parent);
+          log::info("supervisor: upgrade complete; stopping the old master (pid {})",
+                    upgrade_parent);
           ::kill(upgrade_parent, SIGTERM);
           upgrade_parent = 0;
         }
@@ -218,7 +219,8 @@ int supervise(SupervisorOptions& o) {
     // Workers that ignore SIGTERM past the stop timeout.
     for (auto& w : workers)
       if (w.stopping && now - w.stop_sent_ms > o.stop_timeout_ms) {
-        log::warn("supervisor: worker pid {} did not stop within {} ms; killing it", w.pid, o.stop_timeout_ms);
+        log::warn("supervisor: worker pid {} did not stop within {} ms; killing it", w.pid,
+                  o.stop_timeout_ms);
         ::kill(w.pid, SIGKILL);
         w.stop_sent_ms = now;
       }
@@ -271,7 +273,8 @@ int supervise(SupervisorOptions& o) {
         }
         if (pid > 0) {
           upgrade_child = pid;
-          log::info("supervisor: upgrading: started {} as pid {}", o.argv.empty() ? "?" : o.argv[0], pid);
+          log::info("supervisor: upgrading: started {} as pid {}", o.argv.empty() ? "?" : o.argv[0],
+                    pid);
         } else {
           log::error("supervisor: upgrade fork failed: {}", std::strerror(errno));
         }
@@ -289,7 +292,8 @@ int supervise(SupervisorOptions& o) {
         upgrade_child = 0;
         continue;
       }
-      auto it = std::find_if(workers.begin(), workers.end(), [&](const Worker& w) { return w.pid == pid; });
+      auto it = std::find_if(workers.begin(), workers.end(),
+                             [&](const Worker& w) { return w.pid == pid; });
       if (it == workers.end()) continue;
       Worker w = *it;
       workers.erase(it);
@@ -299,12 +303,16 @@ int supervise(SupervisorOptions& o) {
         continue;
       }
       if (draining) continue;
-      log::error("supervisor: worker {} (pid {}) {}; restarting it", w.index, pid, describe_status(status));
+      log::error("supervisor: worker {} (pid {}) {}; restarting it", w.index, pid,
+                 describe_status(status));
       restarts.push_back(now);
-      while (!restarts.empty() && now - restarts.front() > o.restart_window_ms) restarts.pop_front();
+      while (!restarts.empty() && now - restarts.front() > o.restart_window_ms)
+        restarts.pop_front();
       if (int(restarts.size()) > o.max_restarts) {
-        log::error("supervisor: {} restarts within {} ms (limit {}): giving up; check the worker's log above",
-                   restarts.size(), o.restart_window_ms, o.max_restarts);
+        log::error(
+            "supervisor: {} restarts within {} ms (limit {}): giving up; check the worker's log "
+            "above",
+            restarts.size(), o.restart_window_ms, o.max_restarts);
         exit_code = 3;
         draining = true;
         sd_notify_state("STOPPING=1\nSTATUS=restart intensity exceeded");
@@ -321,7 +329,8 @@ int supervise(SupervisorOptions& o) {
     // Remove the pid file only if it is still ours (an upgrade rewrote it).
     if (FILE* f = std::fopen(o.pid_file.c_str(), "r")) {
       int pid = 0;
-      if (std::fscanf(f, "%d", &pid) == 1 && pid == int(::getpid())) std::remove(o.pid_file.c_str());
+      if (std::fscanf(f, "%d", &pid) == 1 && pid == int(::getpid()))
+        std::remove(o.pid_file.c_str());
       std::fclose(f);
     }
   }

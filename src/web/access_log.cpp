@@ -47,7 +47,8 @@ struct AccessLogSink::State {
       if (pending.empty() && stopping) return;
       // Let a batch gather unless it is already big.
       if (!stopping && pending.size() < batch_bytes)
-        cv.wait_for(lock, std::chrono::milliseconds(flush_ms), [&] { return stopping || pending.size() >= batch_bytes; });
+        cv.wait_for(lock, std::chrono::milliseconds(flush_ms),
+                    [&] { return stopping || pending.size() >= batch_bytes; });
       batch.clear();
       batch.swap(pending);
       std::uint64_t lines = appended - written;
@@ -70,7 +71,8 @@ struct AccessLogSink::State {
         std::int64_t now = runtime::monotonic_ms();
         if (now - last_warning.load() > 10'000) {
           last_warning = now;
-          log::error("access log: write failed ({}); dropping lines, serving goes on", std::strerror(errno));
+          log::error("access log: write failed ({}); dropping lines, serving goes on",
+                     std::strerror(errno));
         }
         return false;
       }
@@ -88,7 +90,8 @@ AccessLogSink::AccessLogSink(const AccessLogOptions& options) : state_(std::make
   } else {
     state_->fd = ::open(options.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     if (state_->fd < 0)
-      throw std::runtime_error("access log: cannot open '" + options.path + "': " + std::strerror(errno));
+      throw std::runtime_error("access log: cannot open '" + options.path +
+                               "': " + std::strerror(errno));
     state_->own_fd = true;
   }
   state_->writer = std::thread([s = state_.get()] {
@@ -146,11 +149,21 @@ void json_string(std::string& out, std::string_view s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           char buf[8];
@@ -183,7 +196,8 @@ void quoted(std::string& out, std::string_view s) {
   out += '"';
 }
 
-void format_line(std::string& out, AccessLogOptions::Format format, Conn& c, int status, double ms) {
+void format_line(std::string& out, AccessLogOptions::Format format, Conn& c, int status,
+                 double ms) {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   tm utc;
@@ -222,7 +236,8 @@ void format_line(std::string& out, AccessLogOptions::Format format, Conn& c, int
     out += " - - ";
     out += when;
     out += ' ';
-    quoted(out, std::string(c.method()) + " " + std::string(c.target()) + " " + std::string(c.version()));
+    quoted(out, std::string(c.method()) + " " + std::string(c.target()) + " " +
+                    std::string(c.version()));
     out += ' ' + std::to_string(status) + ' ' + std::to_string(c.bytes_sent()) + ' ';
     quoted(out, c.header("referer"));
     out += ' ';

@@ -12,7 +12,8 @@ double accepted_quality(std::string_view header, std::string_view coding) noexce
   std::size_t pos = 0;
   while (pos <= header.size()) {
     std::size_t comma = header.find(',', pos);
-    std::string_view item = header.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+    std::string_view item =
+        header.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
     pos = comma == std::string_view::npos ? header.size() + 1 : comma + 1;
     while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
     std::size_t semi = item.find(';');
@@ -35,11 +36,13 @@ double accepted_quality(std::string_view header, std::string_view coding) noexce
 
 bool is_safe_path(std::string_view p) noexcept {
   if (p.empty() || p.front() != '/') return false;
-  if (p.find('\0') != std::string_view::npos || p.find('\\') != std::string_view::npos) return false;
+  if (p.find('\0') != std::string_view::npos || p.find('\\') != std::string_view::npos)
+    return false;
   std::size_t i = 0;
   while (i < p.size()) {
     std::size_t j = p.find('/', i + 1);
-    std::string_view seg = p.substr(i + 1, j == std::string_view::npos ? std::string_view::npos : j - i - 1);
+    std::string_view seg =
+        p.substr(i + 1, j == std::string_view::npos ? std::string_view::npos : j - i - 1);
     if (seg == ".." || seg == ".") return false;
     if (j == std::string_view::npos) break;
     i = j;

@@ -9,7 +9,8 @@ namespace atl::web {
 void make_request_id(std::string& out) {
   thread_local std::uint64_t prefix = [] {
     std::uint64_t r = 0;
-    if (getrandom(&r, sizeof r, 0) != sizeof r) r = std::uint64_t(reinterpret_cast<std::uintptr_t>(&r)) ^ 0x9e3779b97f4a7c15u;
+    if (getrandom(&r, sizeof r, 0) != sizeof r)
+      r = std::uint64_t(reinterpret_cast<std::uintptr_t>(&r)) ^ 0x9e3779b97f4a7c15u;
     return r;
   }();
   thread_local std::uint32_t counter = 0;
@@ -38,8 +39,10 @@ bool is_sane_request_id(std::string_view id) noexcept {
 Middleware request_id(RequestIdOptions options) {
   return [options = std::move(options)](Conn& c, const App& next) -> Task<> {
     std::string_view incoming = c.header(options.header);
-    if (options.trust_incoming && is_sane_request_id(incoming)) c.request_id.assign(incoming);
-    else make_request_id(c.request_id);
+    if (options.trust_incoming && is_sane_request_id(incoming))
+      c.request_id.assign(incoming);
+    else
+      make_request_id(c.request_id);
     c.response_headers().set(options.header, c.request_id);
     co_await next(c);
   };

@@ -11,7 +11,6 @@ namespace atl::web {
 
 namespace {
 
-
 struct Endpoint {
   App handler;
   std::string pattern;  // as written, for conflict messages
@@ -34,7 +33,8 @@ struct Node {
   std::unique_ptr<Node> clone() const {
     auto n = std::make_unique<Node>();
     for (const auto& [k, v] : statics) n->statics.emplace(k, v->clone());
-    for (const auto& p : params) n->params.push_back({p.prefix, p.name, p.suffix, p.first_pattern, p.node->clone()});
+    for (const auto& p : params)
+      n->params.push_back({p.prefix, p.name, p.suffix, p.first_pattern, p.node->clone()});
     n->glob_name = glob_name;
     n->glob_pattern = glob_pattern;
     if (glob) n->glob = glob->clone();
@@ -51,7 +51,8 @@ std::vector<std::string_view> split(std::string_view path) {
   std::size_t pos = 0;
   for (;;) {
     std::size_t slash = path.find('/', pos);
-    segs.push_back(path.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos));
+    segs.push_back(
+        path.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos));
     if (slash == std::string_view::npos) break;
     pos = slash + 1;
   }
@@ -106,13 +107,16 @@ Node& node_for(Node& root, std::string_view pattern) {
     std::string_view seg = segs[i];
     if (!seg.empty() && seg.front() == '*') {
       if (i + 1 != segs.size())
-        throw std::invalid_argument("route '" + std::string(pattern) + "': a glob (*" + std::string(seg.substr(1)) +
-                                    ") must be the last segment");
+        throw std::invalid_argument("route '" + std::string(pattern) + "': a glob (*" +
+                                    std::string(seg.substr(1)) + ") must be the last segment");
       std::string name(seg.substr(1));
-      if (!valid_name(name)) throw std::invalid_argument("route '" + std::string(pattern) + "': glob needs a name (*rest)");
+      if (!valid_name(name))
+        throw std::invalid_argument("route '" + std::string(pattern) +
+                                    "': glob needs a name (*rest)");
       if (n->glob && n->glob_name != name)
-        throw std::invalid_argument("route '" + std::string(pattern) + "' conflicts with '" + n->glob_pattern +
-                                    "': the same glob is named *" + n->glob_name + " there");
+        throw std::invalid_argument("route '" + std::string(pattern) + "' conflicts with '" +
+                                    n->glob_pattern + "': the same glob is named *" + n->glob_name +
+                                    " there");
       if (!n->glob) {
         n->glob = std::make_unique<Node>();
         n->glob_name = name;
@@ -123,7 +127,8 @@ Node& node_for(Node& root, std::string_view pattern) {
     auto colon = seg.find(':');
     if (colon == std::string_view::npos) {
       auto it = n->statics.find(seg);
-      if (it == n->statics.end()) it = n->statics.emplace(std::string(seg), std::make_unique<Node>()).first;
+      if (it == n->statics.end())
+        it = n->statics.emplace(std::string(seg), std::make_unique<Node>()).first;
       n = it->second.get();
       continue;
     }
@@ -131,24 +136,29 @@ Node& node_for(Node& root, std::string_view pattern) {
     std::string prefix(seg.substr(0, colon));
     std::string_view rest = seg.substr(colon + 1);
     std::size_t end = 0;
-    while (end < rest.size() && (std::isalnum(static_cast<unsigned char>(rest[end])) || rest[end] == '_')) ++end;
+    while (end < rest.size() &&
+           (std::isalnum(static_cast<unsigned char>(rest[end])) || rest[end] == '_'))
+      ++end;
     std::string name(rest.substr(0, end)), suffix(rest.substr(end));
     if (!valid_name(name))
-      throw std::invalid_argument("route '" + std::string(pattern) + "': ':' must be followed by a parameter name");
+      throw std::invalid_argument("route '" + std::string(pattern) +
+                                  "': ':' must be followed by a parameter name");
     Node::Param* found = nullptr;
     for (auto& p : n->params) {
       if (p.prefix == prefix && p.suffix == suffix) {
         if (p.name != name)
-          throw std::invalid_argument("route '" + std::string(pattern) + "' conflicts with '" + p.first_pattern +
+          throw std::invalid_argument("route '" + std::string(pattern) + "' conflicts with '" +
+                                      p.first_pattern +
                                       "': the same parameter is named :" + p.name + " there");
         found = &p;
       }
     }
     if (!found) {
       n->params.push_back({prefix, name, suffix, std::string(pattern), std::make_unique<Node>()});
-      std::stable_sort(n->params.begin(), n->params.end(), [](const Node::Param& a, const Node::Param& b) {
-        return a.prefix.size() + a.suffix.size() > b.prefix.size() + b.suffix.size();
-      });
+      std::stable_sort(
+          n->params.begin(), n->params.end(), [](const Node::Param& a, const Node::Param& b) {
+            return a.prefix.size() + a.suffix.size() > b.prefix.size() + b.suffix.size();
+          });
       for (auto& p : n->params)
         if (p.prefix == prefix && p.suffix == suffix) found = &p;
     }
@@ -161,22 +171,27 @@ void add_route(Node& root, std::string_view method, std::string_view pattern, Ap
   Node& n = node_for(root, pattern);
   auto it = n.methods.find(method);
   if (it != n.methods.end())
-    throw std::invalid_argument("route " + std::string(method) + " " + std::string(pattern) + " conflicts with " +
-                                std::string(method) + " " + it->second.pattern + ": both match the same paths");
+    throw std::invalid_argument("route " + std::string(method) + " " + std::string(pattern) +
+                                " conflicts with " + std::string(method) + " " +
+                                it->second.pattern + ": both match the same paths");
   n.methods.emplace(std::string(method), Endpoint{std::move(handler), std::string(pattern)});
 }
 
 // Adds every route of `from` (rooted at `path`) under `prefix`.
-void copy_routes(Node& root, std::string_view prefix, const Node& from, const std::string& path_so_far) {
+void copy_routes(Node& root, std::string_view prefix, const Node& from,
+                 const std::string& path_so_far) {
   for (const auto& [method, ep] : from.methods) {
     std::string full = std::string(prefix) + (ep.pattern == "/" ? "" : ep.pattern);
     if (full.empty()) full = "/";
     add_route(root, method, full, ep.handler);
   }
   if (from.mounted) {
-    std::string full = std::string(prefix) + (from.mounted->pattern == "/" ? "" : from.mounted->pattern);
+    std::string full =
+        std::string(prefix) + (from.mounted->pattern == "/" ? "" : from.mounted->pattern);
     Node& n = node_for(root, full.empty() ? "/" : full);
-    if (n.mounted) throw std::invalid_argument("mount at '" + full + "' conflicts with mount '" + n.mounted->pattern + "'");
+    if (n.mounted)
+      throw std::invalid_argument("mount at '" + full + "' conflicts with mount '" +
+                                  n.mounted->pattern + "'");
     n.mounted = std::make_unique<Endpoint>(Endpoint{from.mounted->handler, full});
   }
   for (const auto& [k, v] : from.statics) copy_routes(root, prefix, *v, path_so_far + "/" + k);
@@ -214,15 +229,19 @@ struct Matcher {
       return nullptr;
     }
     std::size_t slash = path.find('/', pos);
-    std::string_view seg = path.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
+    std::string_view seg =
+        path.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
     std::size_t next = slash == std::string_view::npos ? path.size() : slash + 1;
     bool last = slash == std::string_view::npos;
     if (auto it = n.statics.find(seg); it != n.statics.end())
       if (auto* e = walk(*it->second, next, last)) return e;
     for (const auto& p : n.params) {
-      if (seg.size() <= p.prefix.size() + p.suffix.size() || !seg.starts_with(p.prefix) || !seg.ends_with(p.suffix))
+      if (seg.size() <= p.prefix.size() + p.suffix.size() || !seg.starts_with(p.prefix) ||
+          !seg.ends_with(p.suffix))
         continue;
-      params.emplace_back(p.name, std::string(seg.substr(p.prefix.size(), seg.size() - p.prefix.size() - p.suffix.size())));
+      params.emplace_back(
+          p.name,
+          std::string(seg.substr(p.prefix.size(), seg.size() - p.prefix.size() - p.suffix.size())));
       if (auto* e = walk(*p.node, next, last)) return e;
       params.pop_back();
     }
@@ -257,7 +276,9 @@ Router& Router::mount(std::string_view prefix, App app) {
   std::string p(prefix);
   while (p.size() > 1 && p.back() == '/') p.pop_back();
   Node& n = node_for(*tree_->root, p.empty() ? "/" : p);
-  if (n.mounted) throw std::invalid_argument("mount at '" + p + "' conflicts with mount '" + n.mounted->pattern + "'");
+  if (n.mounted)
+    throw std::invalid_argument("mount at '" + p + "' conflicts with mount '" + n.mounted->pattern +
+                                "'");
   n.mounted = std::make_unique<Endpoint>(Endpoint{std::move(app), p.empty() ? "/" : p});
   return *this;
 }
@@ -268,7 +289,8 @@ Router& Router::host(std::string_view pattern, const Router& router) {
   std::transform(p.begin(), p.end(), p.begin(), [](unsigned char c) { return std::tolower(c); });
   if (p.starts_with("*.")) {
     for (auto& [suffix, _] : tree_->wildcard_hosts)
-      if (suffix == p.substr(1)) throw std::invalid_argument("host pattern '" + p + "' is given twice");
+      if (suffix == p.substr(1))
+        throw std::invalid_argument("host pattern '" + p + "' is given twice");
     tree_->wildcard_hosts.emplace_back(p.substr(1), router);
     std::stable_sort(tree_->wildcard_hosts.begin(), tree_->wildcard_hosts.end(),
                      [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
@@ -291,7 +313,8 @@ Router::Match Router::match(std::string_view method, std::string_view host, std:
   if (!host.empty() && (!t->exact_hosts.empty() || !t->wildcard_hosts.empty())) {
     std::string h(host);
     std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (auto it = t->exact_hosts.find(h); it != t->exact_hosts.end()) return it->second.match(method, {}, path, params);
+    if (auto it = t->exact_hosts.find(h); it != t->exact_hosts.end())
+      return it->second.match(method, {}, path, params);
     for (const auto& [suffix, r] : t->wildcard_hosts)
       if (h.size() > suffix.size() && h.ends_with(suffix)) return r.match(method, {}, path, params);
   }

@@ -67,7 +67,8 @@ struct Range {
 // Parses "bytes=0-99,200-" against `size`. Returns false if the header is not
 // a byte range set we understand (then the whole file is served); an empty
 // result means nothing was satisfiable (416).
-bool parse_ranges(std::string_view h, std::uint64_t size, std::size_t max, std::vector<Range>& out) {
+bool parse_ranges(std::string_view h, std::uint64_t size, std::size_t max,
+                  std::vector<Range>& out) {
   if (!h.starts_with("bytes=")) return false;
   h.remove_prefix(6);
   std::size_t count = 0;
@@ -98,8 +99,10 @@ bool parse_ranges(std::string_view h, std::uint64_t size, std::size_t max, std::
       continue;
     }
     if (!number(spec.substr(0, dash), a)) return false;
-    if (dash + 1 == spec.size()) b = size ? size - 1 : 0;
-    else if (!number(spec.substr(dash + 1), b)) return false;
+    if (dash + 1 == spec.size())
+      b = size ? size - 1 : 0;
+    else if (!number(spec.substr(dash + 1), b))
+      return false;
     if (b < a) return false;
     if (a >= size) continue;
     out.push_back({a, std::min(b, size - 1)});
@@ -144,7 +147,8 @@ bool StaticFiles::inside_root(const std::string& file) const {
   return real == root_ || (real.starts_with(root_) && real[root_.size()] == '/');
 }
 
-bool StaticFiles::open_variant(Variant& v, const std::string& file, Cache& cache, const Entry& base) {
+bool StaticFiles::open_variant(Variant& v, const std::string& file, Cache& cache,
+                               const Entry& base) {
   int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return false;
   struct stat st;
@@ -172,7 +176,8 @@ bool StaticFiles::open_variant(Variant& v, const std::string& file, Cache& cache
   }
   v.fd = fd;
   char etag[64];
-  int n = std::snprintf(etag, sizeof etag, "\"%llx-%llx\"", static_cast<unsigned long long>(base.mtime_ns),
+  int n = std::snprintf(etag, sizeof etag, "\"%llx-%llx\"",
+                        static_cast<unsigned long long>(base.mtime_ns),
                         static_cast<unsigned long long>(v.size));
   v.etag.assign(etag, std::size_t(n));
   return true;
@@ -214,7 +219,8 @@ std::shared_ptr<Entry> StaticFiles::build(std::string_view path, Cache& cache) {
   if (opt_.precompressed) {
     for (int i = 1; i < 4; ++i) {
       if (open_variant(e->variants[i], file + std::string(encoding_suffixes[i]), cache, *e)) {
-        e->variants[i].etag.insert(e->variants[i].etag.size() - 1, "-" + std::string(encoding_names[i]));
+        e->variants[i].etag.insert(e->variants[i].etag.size() - 1,
+                                   "-" + std::string(encoding_names[i]));
         e->has_siblings = true;
       }
     }
@@ -233,8 +239,8 @@ std::shared_ptr<Entry> StaticFiles::lookup(std::string_view path) {
     if (now - e.checked_ms < opt_.revalidate_ms) return it->second;
     // Revalidate: the same inode, size and mtime mean the same file.
     struct stat st;
-    bool same = e.kind == Entry::Kind::file && ::stat(e.file.c_str(), &st) == 0 && st.st_ino == e.ino &&
-                st.st_dev == e.dev &&
+    bool same = e.kind == Entry::Kind::file && ::stat(e.file.c_str(), &st) == 0 &&
+                st.st_ino == e.ino && st.st_dev == e.dev &&
                 std::int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec == e.mtime_ns &&
                 std::uint64_t(st.st_size) == e.variants[0].size;
     if (same) {
@@ -311,8 +317,10 @@ Task<bool> StaticFiles::serve(Conn& c, bool passive) {
   h.add("ETag", v.etag);
   h.add("Last-Modified", e->last_modified);
   if (!opt_.cache_control.empty()) h.add("Cache-Control", opt_.cache_control);
-  if (enc != Encoding::identity) h.add("Content-Encoding", encoding_names[int(enc)]);
-  else h.add("Accept-Ranges", "bytes");
+  if (enc != Encoding::identity)
+    h.add("Content-Encoding", encoding_names[int(enc)]);
+  else
+    h.add("Accept-Ranges", "bytes");
 
   // Conditional requests (RFC 9110 §13.2.2): If-None-Match wins over
   // If-Modified-Since.
@@ -323,7 +331,8 @@ Task<bool> StaticFiles::serve(Conn& c, bool passive) {
     std::size_t pos = 0;
     while (pos < inm.size()) {
       std::size_t comma = inm.find(',', pos);
-      std::string_view tag = inm.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+      std::string_view tag =
+          inm.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
       pos = comma == std::string_view::npos ? inm.size() : comma + 1;
       while (!tag.empty() && tag.front() == ' ') tag.remove_prefix(1);
       while (!tag.empty() && tag.back() == ' ') tag.remove_suffix(1);
@@ -352,9 +361,12 @@ Task<bool> StaticFiles::serve(Conn& c, bool passive) {
       }
       if (ranges.size() == 1) {
         auto [a, b] = ranges[0];
-        h.add("Content-Range", "bytes " + std::to_string(a) + "-" + std::to_string(b) + "/" + std::to_string(v.size));
-        if (v.in_memory) co_await c.send(206, std::string_view(v.data).substr(a, b - a + 1));
-        else co_await c.send_file(206, v.fd, off_t(a), b - a + 1);
+        h.add("Content-Range", "bytes " + std::to_string(a) + "-" + std::to_string(b) + "/" +
+                                   std::to_string(v.size));
+        if (v.in_memory)
+          co_await c.send(206, std::string_view(v.data).substr(a, b - a + 1));
+        else
+          co_await c.send_file(206, v.fd, off_t(a), b - a + 1);
         co_return true;
       }
       // Several ranges: multipart/byteranges, built in memory (bounded by
@@ -370,8 +382,8 @@ Task<bool> StaticFiles::serve(Conn& c, bool passive) {
           body += boundary;
           body += "\r\nContent-Type: ";
           body += e->mime;
-          body += "\r\nContent-Range: bytes " + std::to_string(r.first) + "-" + std::to_string(r.last) + "/" +
-                  std::to_string(v.size) + "\r\n\r\n";
+          body += "\r\nContent-Range: bytes " + std::to_string(r.first) + "-" +
+                  std::to_string(r.last) + "/" + std::to_string(v.size) + "\r\n\r\n";
           std::size_t len = std::size_t(r.last - r.first + 1);
           if (v.in_memory) {
             body.append(v.data, std::size_t(r.first), len);
@@ -379,7 +391,8 @@ Task<bool> StaticFiles::serve(Conn& c, bool passive) {
             std::size_t at = body.size();
             body.resize(at + len);
             ssize_t n = ::pread(v.fd, body.data() + at, len, off_t(r.first));
-            if (n != ssize_t(len)) throw std::runtime_error("static files: short read of " + e->file);
+            if (n != ssize_t(len))
+              throw std::runtime_error("static files: short read of " + e->file);
           }
           body += "\r\n";
         }
@@ -393,8 +406,10 @@ Task<bool> StaticFiles::serve(Conn& c, bool passive) {
       }
     }
   }
-  if (v.in_memory) co_await c.send(200, v.data);
-  else co_await c.send_file(200, v.fd, 0, v.size);
+  if (v.in_memory)
+    co_await c.send(200, v.data);
+  else
+    co_await c.send_file(200, v.fd, 0, v.size);
   co_return true;
 }
 

@@ -86,7 +86,8 @@ Task<> app(Conn& c) {
     co_await c.send(200, "hinted");
   } else if (p.starts_with("/file")) {
     // Offsets past the end make the file "shrink under us": a path to fuzz too.
-    co_await c.send_file(200, file, off_t(query_number(c, "o", 0) % 30000), query_number(c, "n", 20000) % 30000);
+    co_await c.send_file(200, file, off_t(query_number(c, "o", 0) % 30000),
+                         query_number(c, "n", 20000) % 30000);
   } else if (p.starts_with("/throw")) {
     throw std::runtime_error("fuzz: throw");
   } else if (p.starts_with("/late")) {

@@ -22,8 +22,8 @@
 #include <atoll/http/server.hpp>
 #include <atoll/runtime/loop.hpp>
 
-#include <CLI/CLI.hpp>
 #include <openssl/evp.h>
+#include <CLI/CLI.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -75,11 +75,12 @@ long query_number(Conn& c, std::string_view name, long fallback) {
 }
 
 Task<> echo(Conn& c) {
-  std::string j = "{\"method\":" + json_string(c.method()) + ",\"target\":" + json_string(c.target()) +
-                  ",\"path\":" + json_string(c.path()) + ",\"raw_path\":" + json_string(c.raw_path()) +
-                  ",\"query_string\":" + json_string(c.query_string()) + ",\"version\":" + json_string(c.version()) +
-                  ",\"host\":" + json_string(c.host()) + ",\"has_body\":" + (c.has_body() ? "true" : "false") +
-                  ",\"query\":[";
+  std::string j =
+      "{\"method\":" + json_string(c.method()) + ",\"target\":" + json_string(c.target()) +
+      ",\"path\":" + json_string(c.path()) + ",\"raw_path\":" + json_string(c.raw_path()) +
+      ",\"query_string\":" + json_string(c.query_string()) +
+      ",\"version\":" + json_string(c.version()) + ",\"host\":" + json_string(c.host()) +
+      ",\"has_body\":" + (c.has_body() ? "true" : "false") + ",\"query\":[";
   bool first = true;
   for (const auto& [k, v] : c.query().all()) {
     j += (first ? "[" : ",[") + json_string(k) + "," + json_string(v) + "]";
@@ -105,7 +106,8 @@ Task<> body(Conn& c) {
     co_await c.send(200, data);
     co_return;
   }
-  std::string j = "{\"length\":" + std::to_string(data.size()) + ",\"sha256\":\"" + sha256_hex(data) + "\"";
+  std::string j =
+      "{\"length\":" + std::to_string(data.size()) + ",\"sha256\":\"" + sha256_hex(data) + "\"";
   if (c.query().get("headers")) {  // the headers as seen after the body (and its trailers)
     j += ",\"headers\":[";
     bool first = true;
@@ -182,7 +184,8 @@ int main(int argc, char** argv) {
       co_await stream(c);
     } else if (p == "/hints") {
       // (A named vector: GCC 12 rejects a braced list of literals in a coroutine.)
-      std::vector<atl::http::Header> hints = {{"Link", std::string_view("</style.css>; rel=preload; as=style")}};
+      std::vector<atl::http::Header> hints = {
+          {"Link", std::string_view("</style.css>; rel=preload; as=style")}};
       co_await c.inform(103, hints);
       co_await c.send(200, "hinted\n");
     } else if (p == "/throw") {

@@ -23,7 +23,8 @@ TEST(ServerDrain, FinishesInFlightWorkClosesIdleConnectionsAndRefusesNewOnes) {
 
   UniqueFd busy(connect_tcp(port));
   ASSERT_TRUE(send_all(busy.get(), "slow 1000\n"));
-  ASSERT_TRUE(wait_until([&] { return log.slow_started == 1; })) << "the slow request never started";
+  ASSERT_TRUE(wait_until([&] { return log.slow_started == 1; }))
+      << "the slow request never started";
 
   Stopwatch sw;
   auto stopping = std::async(std::launch::async, [&] { return server->stop(); });
@@ -32,7 +33,8 @@ TEST(ServerDrain, FinishesInFlightWorkClosesIdleConnectionsAndRefusesNewOnes) {
   // being prepared.
   EXPECT_TRUE(wait_closed(idle.get(), 5000)) << "the idle connection was not closed by the drain";
   double idle_closed_at = sw.elapsed_ms();
-  EXPECT_FALSE(readable_within(busy.get(), 0)) << "the slow request finished before the idle one was closed";
+  EXPECT_FALSE(readable_within(busy.get(), 0))
+      << "the slow request finished before the idle one was closed";
 
   // The gate is closed: with one loop, the listener went away before the
   // idle connection was told to close.
@@ -61,10 +63,13 @@ TEST(ServerDrain, EveryLoopClosesItsListenerWhenTheDrainBegins) {
   auto stopping = std::async(std::launch::async, [&] { return server->stop(); });
   // While the drain waits for the slow request, every new connect is refused
   // (it may take the loops a moment to hear of the drain).
-  EXPECT_TRUE(wait_until([&] {
-    UniqueFd probe(connect_tcp(port));
-    return !probe;
-  }, 1000)) << "the listeners stayed open during the drain";
+  EXPECT_TRUE(wait_until(
+      [&] {
+        UniqueFd probe(connect_tcp(port));
+        return !probe;
+      },
+      1000))
+      << "the listeners stayed open during the drain";
   for (int i = 0; i < 20; ++i) {
     UniqueFd probe(connect_tcp(port));
     EXPECT_FALSE(probe) << "connect " << i << " succeeded during the drain";

@@ -3,8 +3,8 @@
 // a forked child so its low RLIMIT_NOFILE touches nothing else.
 #include <atoll/net/server.hpp>
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -61,7 +61,8 @@ void write_line(int fd, const std::string& s) {
     // builds need this: UBSan's first check of a type (a connection's
     // destructor) opens a pipe, which fails under EMFILE and is then
     // misreported as an invalid object.
-    bool warm = wait_until([&] { return server.info().accepted == 1 && server.info().total() == 0; }, 10'000);
+    bool warm = wait_until(
+        [&] { return server.info().accepted == 1 && server.info().total() == 0; }, 10'000);
     write_line(report, warm ? "warm" : "not warm");
     bool hit = wait_until([&] { return server.info().accept_errors > 0; }, 20'000);
     write_line(report, std::to_string(hit ? server.info().accept_errors : 0));
@@ -123,7 +124,8 @@ TEST(ServerEmfile, SurvivesDescriptorExhaustionAndServesAgain) {
   UniqueFd fresh(connect_tcp(std::uint16_t(port)));
   ASSERT_TRUE(fresh);
   ASSERT_TRUE(send_all(fresh.get(), "after EMFILE"));
-  EXPECT_EQ(recv_n(fresh.get(), 12, 10'000), "after EMFILE") << "the server stopped serving after EMFILE";
+  EXPECT_EQ(recv_n(fresh.get(), 12, 10'000), "after EMFILE")
+      << "the server stopped serving after EMFILE";
   fresh.reset();
 
   to_child.reset();  // tells the child to stop

@@ -270,7 +270,8 @@ TEST(Server, StartFailsWithAClearMessageWhenThePortIsTaken) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   ::getsockname(taker.get(), reinterpret_cast<sockaddr*>(&ss), &len);
-  std::uint16_t port = atl::net::Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len).port();
+  std::uint16_t port =
+      atl::net::Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len).port();
   atl::net::Server second({.port = port}, echo_handler);
   try {
     second.start();
@@ -307,7 +308,8 @@ TEST(Server, ServesOnAnInheritedListenerAndLeavesItOpen) {
 TEST(Server, ListensOnIpv6Loopback) {
   UniqueFd probe(::socket(AF_INET6, SOCK_STREAM, 0));
   auto ep6 = atl::net::Endpoint::ip("::1", 0);
-  if (!probe || ::bind(probe.get(), ep6.data(), ep6.size()) != 0) GTEST_SKIP() << "no IPv6 loopback here";
+  if (!probe || ::bind(probe.get(), ep6.data(), ep6.size()) != 0)
+    GTEST_SKIP() << "no IPv6 loopback here";
   probe.reset();
   auto server = start_server({.bind = {"::1", "127.0.0.1"}}, echo_handler);
   ASSERT_EQ(server->endpoints().size(), 2u);

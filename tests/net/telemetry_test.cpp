@@ -69,7 +69,8 @@ class Recorder final : public atl::net::Telemetry {
 
  private:
   static Recorded record(const ConnectionEvent& e) {
-    return {e.id, e.loop, e.peer ? e.peer->to_string() : "", e.tls, e.duration_ms, e.bytes_in, e.bytes_out};
+    return {e.id,       e.loop,     e.peer ? e.peer->to_string() : "", e.tls, e.duration_ms,
+            e.bytes_in, e.bytes_out};
   }
   std::mutex mutex_;
 };
@@ -92,7 +93,8 @@ TEST(Telemetry, ConnectionsReportStartAndStopWithBytes) {
     ASSERT_TRUE(send_all(fd.get(), "678"));
     ASSERT_EQ(recv_n(fd.get(), 3), "678");
   }
-  ASSERT_TRUE(wait_until([&] { return rec.with([](Recorder& r) { return r.stopped.size() == 1; }); }));
+  ASSERT_TRUE(
+      wait_until([&] { return rec.with([](Recorder& r) { return r.stopped.size() == 1; }); }));
   rec.with([&](Recorder& r) {
     ASSERT_EQ(r.started.size(), 1u);
     const Recorded& s = r.started[0];
@@ -110,7 +112,8 @@ TEST(Telemetry, ConnectionsReportStartAndStopWithBytes) {
   });
   // One listener per loop for the one address, each reported by its own loop
   // (the other loop may not have got to it yet).
-  EXPECT_TRUE(wait_until([&] { return rec.with([](Recorder& r) { return r.listeners_started.size() == 2; }); }));
+  EXPECT_TRUE(wait_until(
+      [&] { return rec.with([](Recorder& r) { return r.listeners_started.size() == 2; }); }));
   server->stop();
   rec.with([](Recorder& r) { EXPECT_EQ(r.listeners_stopped.size(), 2u); });
 }
@@ -123,7 +126,8 @@ TEST(Telemetry, IdsAreUniqueAcrossConnections) {
     ASSERT_TRUE(send_all(fd.get(), "x"));
     ASSERT_EQ(recv_n(fd.get(), 1), "x");
   }
-  ASSERT_TRUE(wait_until([&] { return rec.with([](Recorder& r) { return r.stopped.size() == 20; }); }));
+  ASSERT_TRUE(
+      wait_until([&] { return rec.with([](Recorder& r) { return r.stopped.size() == 20; }); }));
   rec.with([](Recorder& r) {
     std::vector<std::uint64_t> ids;
     for (auto& e : r.stopped) ids.push_back(e.id);
@@ -139,7 +143,8 @@ TEST(Telemetry, HandlerExceptionsAreReportedWithTheirMessage) {
   UniqueFd fd(connect_tcp(server->port()));
   ASSERT_TRUE(send_all(fd.get(), "throw\n"));
   EXPECT_TRUE(wait_closed(fd.get(), 5000));
-  ASSERT_TRUE(wait_until([&] { return rec.with([](Recorder& r) { return r.stopped.size() == 1; }); }));
+  ASSERT_TRUE(
+      wait_until([&] { return rec.with([](Recorder& r) { return r.stopped.size() == 1; }); }));
   rec.with([](Recorder& r) {
     ASSERT_EQ(r.exceptions.size(), 1u);
     EXPECT_EQ(r.exception_messages[0], "the handler was told to throw");
@@ -160,7 +165,8 @@ TEST(Telemetry, TlsConnectionsAreMarkedAndCountPlaintextBytes) {
     ASSERT_TRUE(c.send("hello tls"));
     ASSERT_EQ(c.recv(9), "hello tls");
   }
-  ASSERT_TRUE(wait_until([&] { return rec.with([](Recorder& r) { return r.stopped.size() == 1; }); }));
+  ASSERT_TRUE(
+      wait_until([&] { return rec.with([](Recorder& r) { return r.stopped.size() == 1; }); }));
   rec.with([](Recorder& r) {
     EXPECT_TRUE(r.started[0].tls);
     EXPECT_TRUE(r.stopped[0].tls);

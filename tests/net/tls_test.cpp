@@ -71,7 +71,7 @@ TEST(Tls, AlpnFollowsTheServersPreference) {
                                          {{"http/1.1"}, "http/1.1"},
                                          {{"http/1.1", "h2"}, "h2"},  // server order wins
                                          {{"h2"}, "h2"},
-                                         {{"spdy/3"}, ""},            // no overlap: no ALPN
+                                         {{"spdy/3"}, ""},  // no overlap: no ALPN
                                          {{}, ""}}) {
     TlsClient c;
     ASSERT_TRUE(c.connect(server->port(), "localhost", k.offered)) << c.error();
@@ -161,7 +161,8 @@ TEST(Tls, ManyClientsHandshakeConcurrently) {
   for (int i = 0; i < n; ++i) {
     threads.emplace_back([&, i] {
       TlsClient c;
-      if (!c.connect(server->port(), i % 2 ? "other.test" : "localhost", {"h2", "http/1.1"})) return;
+      if (!c.connect(server->port(), i % 2 ? "other.test" : "localhost", {"h2", "http/1.1"}))
+        return;
       std::string line = expected_line("h2", i % 2 ? "other.test" : "localhost");
       if (c.recv(line.size()) != line) return;
       std::string msg = "client " + std::to_string(i);

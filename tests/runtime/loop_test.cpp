@@ -7,8 +7,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstring>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -30,13 +30,15 @@ namespace {
 // lost wake-up fails the test instead of hanging it.
 class LoopGuard {
  public:
-  LoopGuard(Loop& loop, int timeout_ms) : thread_([this, &loop, timeout_ms] {
-      std::unique_lock lock(mutex_);
-      if (!cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return done_; })) {
-        fired_ = true;
-        loop.stop();
-      }
-    }) {}
+  LoopGuard(Loop& loop, int timeout_ms)
+      : thread_([this, &loop, timeout_ms] {
+          std::unique_lock lock(mutex_);
+          if (!cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                            [this] { return done_; })) {
+            fired_ = true;
+            loop.stop();
+          }
+        }) {}
   ~LoopGuard() {
     {
       std::lock_guard lock(mutex_);
@@ -74,8 +76,7 @@ TEST(Loop, TimersFireInDeadlineOrder) {
     order.push_back(ms);
   };
   // Armed out of order; a heap that mis-orders would show here.
-  for (int ms : {50, 10, 40, 0, 30, 20, 60, 5})
-    loop.spawn(sleeper(ms));
+  for (int ms : {50, 10, 40, 0, 30, 20, 60, 5}) loop.spawn(sleeper(ms));
   auto all_done = [&]() -> Task<> {
     while (order.size() < 8) co_await sleep_for(1);
   };
@@ -107,8 +108,10 @@ TEST(Loop, ManyTimersArmedAndDisarmedKeepTheHeapConsistent) {
   }
   std::size_t kept = 0;
   for (std::size_t i = 0; i < entries.size(); ++i) {
-    if (i % 3 == 0) loop.disarm(entries[i].node);
-    else ++kept;
+    if (i % 3 == 0)
+      loop.disarm(entries[i].node);
+    else
+      ++kept;
   }
   for (std::size_t i = 0; i < entries.size(); ++i) EXPECT_EQ(entries[i].node.armed(), i % 3 != 0);
   auto wait_all = [&]() -> Task<> {
@@ -149,7 +152,8 @@ TEST(Loop, SleepWaitsAtLeastItsTime) {
   double took = loop.run_until_complete(measure(50));
   done = true;
   waker.join();
-  EXPECT_EQ(early, 0) << "of 90 short sleeps, " << early << " returned early, one by " << -worst << " ms";
+  EXPECT_EQ(early, 0) << "of 90 short sleeps, " << early << " returned early, one by " << -worst
+                      << " ms";
   EXPECT_GE(took, 50.0);
   EXPECT_LT(took, 2000.0);  // and it does wake up
 }
@@ -161,7 +165,8 @@ TEST(Loop, NowIsCurrentWhenRunStarts) {
   loop.run_until_complete([]() -> Task<> { co_return; }());
   ::usleep(50'000);  // the loop is not running: nothing moves its clock
   std::int64_t before = atl::runtime::monotonic_ms();
-  std::int64_t seen = loop.run_until_complete([&]() -> Task<std::int64_t> { co_return loop.now_ms(); }());
+  std::int64_t seen =
+      loop.run_until_complete([&]() -> Task<std::int64_t> { co_return loop.now_ms(); }());
   EXPECT_GE(seen, before);
 }
 
@@ -301,8 +306,10 @@ struct FrameTag final : TaskTag {
   FrameTag() { ++frame_tags_alive; }
   ~FrameTag() override { --frame_tags_alive; }
   void describe(std::string& out) const override {
-    if (frame_tags_alive.load() == 0) ++described_while_dead;
-    else ++described_alive;
+    if (frame_tags_alive.load() == 0)
+      ++described_while_dead;
+    else
+      ++described_alive;
     out = "frame tag";
   }
 };
@@ -323,7 +330,8 @@ TEST(Loop, WatchdogDoesNotDescribeATagThatDiedDuringTheStall) {
   loop.run_until_complete([]() -> Task<> { co_await sleep_for(1); }());
   EXPECT_GE(loop.stalls(), 1u);
   EXPECT_EQ(frame_tags_alive.load(), 0);
-  EXPECT_EQ(described_while_dead.load(), 0) << "the watchdog described a tag whose task was destroyed";
+  EXPECT_EQ(described_while_dead.load(), 0)
+      << "the watchdog described a tag whose task was destroyed";
 }
 
 TEST(Loop, WatchdogDescribesALiveTag) {
@@ -387,7 +395,8 @@ TEST(Loop, DestroyTasksForgetsResumptionsQueuedForDestroyedTasks) {
   loop.spawn(sleeper());
   loop.spawn(blocker());
   loop.run();
-  ASSERT_EQ(resumed, 0) << "the sleeper ran before the loop stopped; the test needs both timers in one batch";
+  ASSERT_EQ(resumed, 0)
+      << "the sleeper ran before the loop stopped; the test needs both timers in one batch";
   EXPECT_EQ(loop.live_tasks(), 1u);
   loop.destroy_tasks();
   EXPECT_EQ(loop.live_tasks(), 0u);
@@ -425,16 +434,26 @@ TEST(Loop, ManyTasksWithFramesOfManySizes) {
   auto root = [&](std::uint64_t seed) -> Task<> {
     std::uint64_t r = 0;
     switch (seed % 3) {
-      case 0: r = co_await small(seed); break;
-      case 1: r = co_await medium(seed); break;
-      default: r = co_await large(seed); break;
+      case 0:
+        r = co_await small(seed);
+        break;
+      case 1:
+        r = co_await medium(seed);
+        break;
+      default:
+        r = co_await large(seed);
+        break;
     }
     total += r;
   };
   for (std::uint64_t seed = 0; seed < 200'000; ++seed) {
     switch (seed % 3) {
-      case 0: expected += seed * 3 + 1; break;
-      case 1: expected += 40 * seed + 780; break;
+      case 0:
+        expected += seed * 3 + 1;
+        break;
+      case 1:
+        expected += 40 * seed + 780;
+        break;
       default: {
         std::uint64_t s = 0;
         for (std::uint64_t i = 0; i < 400; ++i) s += seed ^ i;

@@ -215,9 +215,11 @@ TEST(Offload, AResumptionPostedForADestroyedTaskIsDropped) {
   auto task = [&]() -> Task<> {
     char pad[1900];  // a size class of its own: a dead frame is not reused
     std::memset(pad, 0, sizeof pad);
-    co_await offload([&] {
-      while (!release.load()) std::this_thread::yield();
-    }, pool);
+    co_await offload(
+        [&] {
+          while (!release.load()) std::this_thread::yield();
+        },
+        pool);
     resumed += 1 + pad[0];
   };
   loop.spawn(task());

@@ -56,7 +56,8 @@ bool send_all(int fd, const std::string& data) {
 namespace {
 // Milliseconds left until `deadline` (0 when passed), for poll().
 int left_ms(std::chrono::steady_clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
   return left.count() > 0 ? int(left.count()) : 0;
 }
 }  // namespace
@@ -77,7 +78,9 @@ std::string recv_n(int fd, std::size_t n, int timeout_ms) {
   return out;
 }
 
-std::string recv_all(int fd, int timeout_ms) { return recv_n(fd, ~std::size_t{0} >> 1, timeout_ms); }
+std::string recv_all(int fd, int timeout_ms) {
+  return recv_n(fd, ~std::size_t{0} >> 1, timeout_ms);
+}
 
 bool wait_closed(int fd, int timeout_ms) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);

@@ -41,14 +41,16 @@ class TlsClient {
     SSL_set_fd(ssl_, fd_.get());
     // SSL_set_tlsext_host_name is a macro with a C-style cast: call what it expands to.
     if (!sni.empty())
-      SSL_ctrl(ssl_, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(sni.c_str()));
+      SSL_ctrl(ssl_, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+               const_cast<char*>(sni.c_str()));
     if (!alpn.empty()) {
       std::string wire;
       for (const auto& p : alpn) {
         wire += char(p.size());
         wire += p;
       }
-      SSL_set_alpn_protos(ssl_, reinterpret_cast<const unsigned char*>(wire.data()), unsigned(wire.size()));
+      SSL_set_alpn_protos(ssl_, reinterpret_cast<const unsigned char*>(wire.data()),
+                          unsigned(wire.size()));
     }
     if (SSL_connect(ssl_) != 1) return fail("handshake failed");
     return true;

@@ -32,7 +32,8 @@ std::vector<std::string> lines_of(const std::string& path) {
 }
 
 std::string get(const std::string& path, const std::string& extra = "") {
-  return "GET " + path + " HTTP/1.1\r\nHost: logs.test\r\nConnection: close\r\nUser-Agent: tester/1\r\n" + extra +
+  return "GET " + path +
+         " HTTP/1.1\r\nHost: logs.test\r\nConnection: close\r\nUser-Agent: tester/1\r\n" + extra +
          "\r\n";
 }
 
@@ -42,8 +43,8 @@ TEST(AccessLog, OneJsonLinePerRequestWithTheRequestId) {
   std::string path = make_temp_dir() + "/access.log";
   auto sink = std::make_shared<web::AccessLogSink>(web::AccessLogOptions{.path = path});
   {
-    HttpTestServer server(web::pipeline({web::request_id(), web::access_log(sink, web::AccessLogOptions::Format::json)},
-                                        hello));
+    HttpTestServer server(web::pipeline(
+        {web::request_id(), web::access_log(sink, web::AccessLogOptions::Format::json)}, hello));
     EXPECT_EQ(http_exchange(server.port(), get("/a?x=1", "X-Request-Id: rid-1\r\n")).status, 200);
     EXPECT_EQ(http_exchange(server.port(), get("/missing")).status, 404);
   }
@@ -67,31 +68,38 @@ TEST(AccessLog, CombinedFormatKeepsEachLineOneLine) {
   std::string path = make_temp_dir() + "/access.log";
   auto sink = std::make_shared<web::AccessLogSink>(web::AccessLogOptions{.path = path});
   {
-    HttpTestServer server(web::pipeline({web::access_log(sink, web::AccessLogOptions::Format::combined)}, hello));
-    EXPECT_EQ(http_exchange(server.port(), get("/b", "Referer: http://x/\"quoted\"\r\n")).status, 200);
+    HttpTestServer server(
+        web::pipeline({web::access_log(sink, web::AccessLogOptions::Format::combined)}, hello));
+    EXPECT_EQ(http_exchange(server.port(), get("/b", "Referer: http://x/\"quoted\"\r\n")).status,
+              200);
   }
   sink->flush();
   auto lines = lines_of(path);
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(lines[0].rfind("127.0.0.1 - - [", 0), 0u) << lines[0];
-  EXPECT_NE(lines[0].find("\"GET /b HTTP/1.1\" 200 11 \"http://x/\\\"quoted\\\"\" \"tester/1\""), std::string::npos)
+  EXPECT_NE(lines[0].find("\"GET /b HTTP/1.1\" 200 11 \"http://x/\\\"quoted\\\"\" \"tester/1\""),
+            std::string::npos)
       << lines[0];
 }
 
 TEST(AccessLog, AFullDiskNeverStopsServing) {
   // /dev/full refuses every write with ENOSPC, like a full disk.
-  auto sink = std::make_shared<web::AccessLogSink>(web::AccessLogOptions{.path = "/dev/full", .flush_ms = 1});
-  HttpTestServer server(web::pipeline({web::access_log(sink, web::AccessLogOptions::Format::json)}, hello));
-  for (int i = 0; i < 50; ++i) ASSERT_EQ(http_exchange(server.port(), get("/")).status, 200) << "request " << i;
+  auto sink = std::make_shared<web::AccessLogSink>(
+      web::AccessLogOptions{.path = "/dev/full", .flush_ms = 1});
+  HttpTestServer server(
+      web::pipeline({web::access_log(sink, web::AccessLogOptions::Format::json)}, hello));
+  for (int i = 0; i < 50; ++i)
+    ASSERT_EQ(http_exchange(server.port(), get("/")).status, 200) << "request " << i;
   sink->flush();
   EXPECT_EQ(sink->dropped(), 50u);
 }
 
 TEST(AccessLog, AFullQueueDropsLinesInsteadOfWaiting) {
   std::string dir = make_temp_dir();
-  auto sink = std::make_shared<web::AccessLogSink>(
-      web::AccessLogOptions{.path = dir + "/a.log", .max_pending = 1});  // every line is over the limit
-  HttpTestServer server(web::pipeline({web::access_log(sink, web::AccessLogOptions::Format::json)}, hello));
+  auto sink = std::make_shared<web::AccessLogSink>(web::AccessLogOptions{
+      .path = dir + "/a.log", .max_pending = 1});  // every line is over the limit
+  HttpTestServer server(
+      web::pipeline({web::access_log(sink, web::AccessLogOptions::Format::json)}, hello));
   for (int i = 0; i < 5; ++i) ASSERT_EQ(http_exchange(server.port(), get("/")).status, 200);
   sink->flush();
   EXPECT_EQ(sink->dropped(), 5u);
@@ -102,6 +110,7 @@ TEST(AccessLog, AnUnwritablePathIsAClearError) {
     web::AccessLogSink sink({.path = "/nonexistent-dir/x/access.log"});
     FAIL() << "no error";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("/nonexistent-dir/x/access.log"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("/nonexistent-dir/x/access.log"), std::string::npos)
+        << e.what();
   }
 }

@@ -18,7 +18,8 @@ struct Probe {
   Router r;
   std::vector<std::pair<std::string_view, std::string>> params;
   Router::Match m;
-  const atl::http::App* find(std::string_view method, std::string_view path, std::string_view host = {}) {
+  const atl::http::App* find(std::string_view method, std::string_view path,
+                             std::string_view host = {}) {
     params.clear();
     m = r.match(method, host, path, params);
     return m.handler;
@@ -34,7 +35,10 @@ struct Probe {
 
 TEST(Router, StaticParamAndGlob) {
   Probe p;
-  p.r.get("/", tagged()).get("/users", tagged()).get("/users/:id", tagged()).get("/files/*path", tagged());
+  p.r.get("/", tagged())
+      .get("/users", tagged())
+      .get("/users/:id", tagged())
+      .get("/files/*path", tagged());
   EXPECT_NE(p.find("GET", "/"), nullptr);
   EXPECT_NE(p.find("GET", "/users"), nullptr);
   ASSERT_NE(p.find("GET", "/users/42"), nullptr);
@@ -140,7 +144,8 @@ TEST(Router, ConflictsNameBothRoutes) {
     r.get("/same", tagged());
     FAIL() << "no conflict reported";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("GET /same conflicts with GET /same"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("GET /same conflicts with GET /same"), std::string::npos)
+        << e.what();
   }
   EXPECT_NO_THROW(r.post("/same", tagged()));
   EXPECT_THROW(r.get("/bad/*rest/more", tagged()), std::invalid_argument);

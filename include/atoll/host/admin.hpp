@@ -7,8 +7,10 @@
 //   POST   /api/sites                       {"name": "...", "domains": [...]}  → 201
 //   DELETE /api/sites/:site                 → 204
 //   GET    /api/sites/:site/deploys         list, newest first
-//   POST   /api/sites/:site/deploys         JSON manifest {"files": {path: sha256}, "config": "toml"}
-//                                           or a .tar.gz body (Content-Type: application/gzip) → 201
+//   POST   /api/sites/:site/deploys         JSON manifest {"files": {path: sha256}, "config":
+//   "toml"}
+//                                           or a .tar.gz body (Content-Type: application/gzip) →
+//                                           201
 //   POST   /api/blobs/missing               {"hashes": [...]} → {"missing": [...]}
 //   PUT    /api/blobs/:hash                 the blob's bytes; 400 if they do not hash to :hash
 //   POST   /api/sites/:site/rollback        {"to": id} (optional) → {"live": id}

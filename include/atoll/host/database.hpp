@@ -60,7 +60,8 @@ class Database {
   virtual ~Database() = default;
   /// Bumped by every change; a server polls it to notice deploys.
   virtual std::int64_t generation() = 0;
-  virtual SiteInfo create_site(const std::string& name, const std::vector<std::string>& domains) = 0;
+  virtual SiteInfo create_site(const std::string& name,
+                               const std::vector<std::string>& domains) = 0;
   virtual void set_domains(const std::string& name, const std::vector<std::string>& domains) = 0;
   virtual bool delete_site(const std::string& name) = 0;
   virtual std::vector<SiteInfo> sites() = 0;

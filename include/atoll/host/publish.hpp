@@ -90,7 +90,8 @@ class Publisher {
 
   /// A file record for `bytes` stored at `path`, with precompressed variants
   /// for text types (made here, stored in the store).
-  FileRecord record(const std::string& path, std::string_view bytes, std::size_t* new_blobs = nullptr);
+  FileRecord record(const std::string& path, std::string_view bytes,
+                    std::size_t* new_blobs = nullptr);
 
  private:
   ContentStore& store_;

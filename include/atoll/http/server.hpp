@@ -9,8 +9,8 @@
 // | max_headers                  | 100      | → 431. CPU and memory spent on header floods     |
 // | max_header_block             | 16 KiB   | → 431. The whole head must fit one pooled buffer |
 // | max_body                     | 1 MiB    | → 413. Uploads filling memory; raise per route   |
-// | header_timeout_ms            | 10 s     | → 408 + close. Slowloris: heads sent a byte at a time |
-// | keepalive_timeout_ms         | 60 s     | idle connections holding a slot forever         |
+// | header_timeout_ms            | 10 s     | → 408 + close. Slowloris: heads sent a byte at a time
+// | | keepalive_timeout_ms         | 60 s     | idle connections holding a slot forever         |
 // | body_timeout_ms              | 30 s     | → 408. An upload that stops mid-way             |
 // | min_upload_rate (bytes/s)    | 1024     | → 408 after upload_grace_ms: slow-drip bodies    |
 // | upload_grace_ms              | 5 s      | lets a slow start (TCP slow start, mobile) pass  |

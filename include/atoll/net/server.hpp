@@ -31,10 +31,10 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <mutex>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -136,7 +136,7 @@ class Server {
   std::atomic<std::uint64_t> accept_errors_{0};
   std::atomic<bool> started_{false};
   std::atomic<bool> stopped_{false};
-  bool finished_ = false;        // guarded by state_mutex_
+  bool finished_ = false;         // guarded by state_mutex_
   std::size_t gates_closed_ = 0;  // loops that stopped accepting; guarded by state_mutex_
   std::mutex state_mutex_;
   std::condition_variable state_cv_;

@@ -105,8 +105,12 @@ class Socket {
   void set_wake_on_drain(bool on) noexcept;
   bool draining() const noexcept { return draining_; }
   /// The server's drain and abort signals, to await or to pass to sleep_for.
-  runtime::StopSource* drain_signal() const noexcept { return signals_ ? &signals_->drain : nullptr; }
-  runtime::StopSource* abort_signal() const noexcept { return signals_ ? &signals_->abort : nullptr; }
+  runtime::StopSource* drain_signal() const noexcept {
+    return signals_ ? &signals_->drain : nullptr;
+  }
+  runtime::StopSource* abort_signal() const noexcept {
+    return signals_ ? &signals_->abort : nullptr;
+  }
 
   /// The owning loop's clock (ms), for deadlines relative to now.
   std::int64_t loop_now() const noexcept { return loop_->now_ms(); }

@@ -11,13 +11,13 @@ namespace atl::net {
 
 /// What a connection hook is told about the connection.
 struct ConnectionEvent {
-  std::uint64_t id;       // unique per server
-  unsigned loop;          // the loop that owns it
+  std::uint64_t id;  // unique per server
+  unsigned loop;     // the loop that owns it
   const PeerAddress* peer;
   bool tls;
-  std::int64_t duration_ms = 0;   // stop and exception only
-  std::uint64_t bytes_in = 0;     // stop only
-  std::uint64_t bytes_out = 0;    // stop only
+  std::int64_t duration_ms = 0;  // stop and exception only
+  std::uint64_t bytes_in = 0;    // stop only
+  std::uint64_t bytes_out = 0;   // stop only
 };
 
 /// Subclass and override what you need; calls come from the loops' threads,

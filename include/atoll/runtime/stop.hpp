@@ -38,8 +38,10 @@ class StopSource {
     head_ = &n;
   }
   void unlink(Node& n) noexcept {
-    if (n.prev) n.prev->next = n.next;
-    else if (head_ == &n) head_ = n.next;
+    if (n.prev)
+      n.prev->next = n.next;
+    else if (head_ == &n)
+      head_ = n.next;
     if (n.next) n.next->prev = n.prev;
     n.prev = n.next = nullptr;
   }
@@ -104,6 +106,8 @@ struct StoppableSleep {
     return !stop.requested();
   }
 };
-inline StoppableSleep sleep_for(std::int64_t ms, StopSource& stop) { return StoppableSleep(ms, stop); }
+inline StoppableSleep sleep_for(std::int64_t ms, StopSource& stop) {
+  return StoppableSleep(ms, stop);
+}
 
 }  // namespace atl::runtime
