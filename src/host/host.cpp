@@ -60,6 +60,8 @@ struct Variant {
   std::string data;
   bool in_memory = false;
   std::string etag;
+  // Content-Type, ETag, Cache-Control and Content-Encoding: made once.
+  http::HeaderBlock headers;
   explicit operator bool() const noexcept { return fd >= 0 || in_memory; }
 };
 
@@ -314,6 +316,10 @@ struct Host::Impl {
         v.fd = fd;
         v.size = i == 0 ? rec->size : i == 1 ? rec->br_size : i == 2 ? rec->zst_size : rec->gz_size;
         v.etag = "\"" + *hashes[i] + "\"";
+        v.headers.add("Content-Type", r->mime);
+        v.headers.add("ETag", v.etag);
+        v.headers.add("Cache-Control", r->cache_control);
+        if (i > 0) v.headers.add("Content-Encoding", enc_names[i]);
         if (v.size <= host.options_.inline_max) {
           v.data.resize(v.size);
           if (::pread(fd, v.data.data(), v.size, 0) == ssize_t(v.size)) {
@@ -439,10 +445,7 @@ struct Host::Impl {
         }
     }
     const Variant& v = r.variants[int(enc)];
-    h.add("Content-Type", r.mime);
-    h.add("ETag", v.etag);
-    h.add("Cache-Control", r.cache_control);
-    if (enc != Enc::identity) h.add("Content-Encoding", enc_names[int(enc)]);
+    h.add(v.headers);
     std::string_view path = c.path();
     for (const auto& rule : site.config.headers)
       if (path.starts_with(rule.path)) h.set(rule.name, rule.value);

@@ -162,7 +162,7 @@ void Http1Conn::ensure_in() {
 // Reads more bytes into in_; 0 on success, -1 at EOF, else an errno value.
 // `floor` is where compaction may move data to: past the head while a body
 // is read, so header views stay valid for the handler.
-Task<bool> Http1Conn::fill(std::int64_t floor) {
+bool Http1Conn::make_room(std::int64_t floor) {
   ensure_in();
   std::size_t low = std::size_t(floor);
   if (in_end_ == cap && in_start_ > low) {
@@ -172,8 +172,25 @@ Task<bool> Http1Conn::fill(std::int64_t floor) {
   }
   if (in_end_ == cap) {
     fill_error_ = ENOBUFS;
-    co_return false;
+    return false;
   }
+  return true;
+}
+
+Http1Conn::Fill Http1Conn::fill_now(std::int64_t floor) {
+  if (!make_room(floor)) return Fill::failed;
+  auto r = sock_.read_now({in_.data() + in_end_, cap - in_end_});
+  if (r.error == EAGAIN) return Fill::wait;
+  if (!r || r.eof()) {
+    fill_error_ = r.eof() ? -1 : r.error;
+    return Fill::failed;
+  }
+  in_end_ += r.bytes;
+  return Fill::got;
+}
+
+Task<bool> Http1Conn::fill(std::int64_t floor) {
+  if (!make_room(floor)) co_return false;
   auto r = co_await sock_.read({in_.data() + in_end_, cap - in_end_});
   if (!r || r.eof()) {
     fill_error_ = r.eof() ? -1 : r.error;
@@ -235,7 +252,10 @@ Task<Http1Conn::Head> Http1Conn::read_head() {
     } else {
       // Idle between requests: send what is pending, hold no buffer, and let
       // a drain close us at once.
-      if (!co_await flush()) co_return Head::closed;
+      // (Without waiting when the kernel takes it all: no coroutine frame.)
+      bool flushed = flush_now();
+      if (!flushed) flushed = co_await flush();
+      if (!flushed) co_return Head::closed;
       in_start_ = in_end_ = 0;
       scanned = 0;
       in_.release();
@@ -261,7 +281,9 @@ Task<Http1Conn::Head> Http1Conn::read_head() {
           co_return Head::closed;
       }
     }
-    if (!co_await fill(0)) {
+    Fill got = fill_now(0);
+    if (got == Fill::wait) got = co_await fill(0) ? Fill::got : Fill::failed;
+    if (got == Fill::failed) {
       sock_.set_deadline(0);
       if (fill_error_ == ETIMEDOUT && deadline) {
         head_error_ = {408, "request head not received within " +
@@ -516,6 +538,25 @@ void Http1Conn::put(std::string_view s) {
   out_len_ += s.size();
 }
 
+bool Http1Conn::flush_now() {
+  if (out_len_ == 0) {
+    out_.release();
+    return !broken_;
+  }
+  if (broken_) return false;
+  iovec v{out_.data(), out_len_};
+  auto r = sock_.writev_now({&v, 1});
+  if (!r) return false;
+  if (r.bytes < out_len_) {
+    std::memmove(out_.data(), out_.data() + r.bytes, out_len_ - r.bytes);
+    out_len_ -= r.bytes;
+    return false;
+  }
+  out_len_ = 0;
+  out_.release();
+  return true;
+}
+
 Task<bool> Http1Conn::flush() {
   if (out_len_ == 0) {
     out_.release();
@@ -528,7 +569,11 @@ Task<bool> Http1Conn::flush() {
   co_return !broken_;
 }
 
-Task<> Http1Conn::write_head(int status, std::int64_t content_length, bool chunked) {
+bool Http1Conn::head_needs_flush() const {
+  return head_overhead + response_headers_.wire().size() > out_space() && out_len_;
+}
+
+void Http1Conn::write_head(int status, std::int64_t content_length, bool chunked) {
   if (started_) throw std::logic_error("the response has already been started");
   if (sock_.draining()) close_ = true;
   if (chunked && http_minor_ == 0) close_ = true;  // HTTP/1.0: the close delimits the body
@@ -541,7 +586,6 @@ Task<> Http1Conn::write_head(int status, std::int64_t content_length, bool chunk
   if (need > cap)
     throw std::length_error("response headers larger than " + std::to_string(cap - head_overhead) +
                             " bytes");
-  if (need > out_space() && out_len_) co_await flush();
   if (!out_) out_ = net::Buffer::lease();
   char* p = out_.data() + out_len_;
   std::memcpy(p, "HTTP/1.1 ", 9);
@@ -589,8 +633,25 @@ Task<> Http1Conn::write_head(int status, std::int64_t content_length, bool chunk
 }
 
 Task<> Http1Conn::send(int status, std::string_view body) {
+  // The usual answer (head and body fit the buffer, which has room) is put
+  // there by a plain call; only one that must wait gets a coroutine frame.
   bool bodiless = status == 204 || status == 304 || status < 200;
-  co_await write_head(status, bodiless ? -1 : std::int64_t(body.size()), false);
+  if (head_needs_flush() || (!bodiless && !head_ && !body.empty() &&
+                             head_overhead + response_headers_.wire().size() + body.size() >
+                                 (out_ ? out_space() : net::Buffer::capacity)))
+    return send_slow(status, body);
+  write_head(status, bodiless ? -1 : std::int64_t(body.size()), false);
+  sent_ = true;
+  if (head_ || bodiless || body.empty() || broken_) return {};
+  bytes_sent_ = body.size();
+  put(body);
+  return {};
+}
+
+Task<> Http1Conn::send_slow(int status, std::string_view body) {
+  if (head_needs_flush()) co_await flush();
+  bool bodiless = status == 204 || status == 304 || status < 200;
+  write_head(status, bodiless ? -1 : std::int64_t(body.size()), false);
   sent_ = true;
   if (head_ || bodiless || body.empty() || broken_) co_return;
   bytes_sent_ = body.size();
@@ -607,7 +668,8 @@ Task<> Http1Conn::send(int status, std::string_view body) {
 }
 
 Task<> Http1Conn::send_file(int status, int fd, off_t offset, std::uint64_t length) {
-  co_await write_head(status, std::int64_t(length), false);
+  if (head_needs_flush()) co_await flush();
+  write_head(status, std::int64_t(length), false);
   sent_ = true;
   if (head_ || broken_ || length == 0) co_return;
   bytes_sent_ = length;
@@ -633,7 +695,8 @@ Task<> Http1Conn::send_file(int status, int fd, off_t offset, std::uint64_t leng
 }
 
 Task<> Http1Conn::begin_stream(int status) {
-  co_await write_head(status, -1, true);
+  if (head_needs_flush()) co_await flush();
+  write_head(status, -1, true);
   streaming_ = true;
   co_await flush();
 }
@@ -697,7 +760,8 @@ Task<Conn::Upgraded> Http1Conn::upgrade(std::string_view protocol,
   response_headers_.set("Connection", "Upgrade");
   response_headers_.set("Upgrade", protocol);
   for (const auto& h : headers) response_headers_.add(h.name, h.value);
-  co_await write_head(101, -1, false);
+  if (head_needs_flush()) co_await flush();
+  write_head(101, -1, false);
   sent_ = true;
   upgraded_ = true;
   co_await flush();

@@ -49,15 +49,26 @@ class Http1Conn final : public Conn {
   bool parse_head(std::size_t head_len);
   bool finish_head();
   Task<bool> fill(std::int64_t floor);
+  enum class Fill { got, wait, failed };
+  /// fill() without waiting: `wait` leaves the job to fill().
+  Fill fill_now(std::int64_t floor);
+  /// Makes room in in_ (compacting down to `floor`); false when full.
+  bool make_room(std::int64_t floor);
   void ensure_in();
   Task<bool> flush();
+  /// flush() without waiting: true when out_ is empty and all is well;
+  /// false leaves the rest (and any error) to flush().
+  bool flush_now();
   Task<> send_error_and_close(int status, std::string_view reason);
   Task<> finish_request();
   Task<> linger();
   bool will_close() const noexcept;
 
-  /// Writes the status line and headers into out_ (flushing first if needed).
-  Task<> write_head(int status, std::int64_t content_length, bool chunked);
+  /// Writes the status line and headers into out_, which must have room:
+  /// flush first when head_needs_flush().
+  void write_head(int status, std::int64_t content_length, bool chunked);
+  bool head_needs_flush() const;
+  Task<> send_slow(int status, std::string_view body);
   void put(std::string_view s);
   std::size_t out_space() const noexcept { return out_ ? net::Buffer::capacity - out_len_ : 0; }
 

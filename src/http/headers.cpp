@@ -1,5 +1,7 @@
 #include <atoll/http/headers.hpp>
 
+#include <array>
+#include <cstring>
 #include <stdexcept>
 
 namespace atl::http {
@@ -7,28 +9,30 @@ namespace atl::http {
 namespace {
 inline unsigned char lower(unsigned char c) noexcept { return c >= 'A' && c <= 'Z' ? c | 0x20 : c; }
 
-// RFC 9110 §5.6.2 tchar.
-bool is_tchar(unsigned char c) noexcept {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-  }
-  return false;
+// One table for both checks a response header gets: bit 1, the byte is an
+// RFC 9110 §5.6.2 tchar (allowed in a name); bit 2, it may not appear in a
+// value (CR, LF, NUL: response splitting). A lookup per byte, no branches
+// per character class: headers are checked on every response.
+constexpr std::array<unsigned char, 256> header_bytes = [] {
+  std::array<unsigned char, 256> t{};
+  for (int c = 'a'; c <= 'z'; ++c) t[std::size_t(c)] = 1;
+  for (int c = 'A'; c <= 'Z'; ++c) t[std::size_t(c)] = 1;
+  for (int c = '0'; c <= '9'; ++c) t[std::size_t(c)] = 1;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = 1;
+  t['\r'] = t['\n'] = t[0] = 2;
+  return t;
+}();
+
+bool valid_name(std::string_view name) noexcept {
+  unsigned char all = 1;
+  for (unsigned char c : name) all &= header_bytes[c];
+  return all && !name.empty();
+}
+
+bool valid_value(std::string_view value) noexcept {
+  unsigned char any = 0;
+  for (unsigned char c : value) any |= header_bytes[c];
+  return !(any & 2);
 }
 
 // Finds the line for `name` at or after `from`; returns npos if none.
@@ -73,27 +77,50 @@ std::size_t RequestHeaders::count(std::string_view name) const noexcept {
 }
 
 void validate_header(std::string_view name, std::string_view value) {
+  if (valid_name(name) && valid_value(value)) [[likely]]
+    return;
   if (name.empty()) throw std::invalid_argument("response header with an empty name");
-  for (unsigned char c : name)
-    if (!is_tchar(c))
-      throw std::invalid_argument("response header name '" + std::string(name) +
-                                  "' is not a token (RFC 9110 §5.1)");
-  for (unsigned char c : value)
-    if (c == '\r' || c == '\n' || c == '\0')
-      throw std::invalid_argument(
-          "response header '" + std::string(name) +
-          "' has a CR, LF or NUL in its value (refused: response splitting)");
+  if (!valid_name(name))
+    throw std::invalid_argument("response header name '" + std::string(name) +
+                                "' is not a token (RFC 9110 §5.1)");
+  throw std::invalid_argument("response header '" + std::string(name) +
+                              "' has a CR, LF or NUL in its value (refused: response splitting)");
 }
+
+namespace {
+// "name: value\r\n" appended with one size change: headers are added on
+// every response, so this avoids four appends' capacity checks.
+void append_line(std::string& wire, std::string_view name, std::string_view value) {
+  std::size_t at = wire.size();
+  wire.resize(at + name.size() + value.size() + 4);
+  char* p = wire.data() + at;
+  std::memcpy(p, name.data(), name.size());
+  p += name.size();
+  *p++ = ':';
+  *p++ = ' ';
+  std::memcpy(p, value.data(), value.size());
+  p += value.size();
+  *p++ = '\r';
+  *p = '\n';
+}
+}  // namespace
 
 void ResponseHeaders::add(std::string_view name, std::string_view value) {
   validate_header(name, value);
-  wire_.append(name).append(": ").append(value).append("\r\n");
+  append_line(wire_, name, value);
 }
+
+void ResponseHeaders::add(const HeaderBlock& block) { wire_.append(block.wire()); }
 
 void ResponseHeaders::set(std::string_view name, std::string_view value) {
   validate_header(name, value);
-  remove(name);
-  wire_.append(name).append(": ").append(value).append("\r\n");
+  if (!wire_.empty()) remove(name);
+  append_line(wire_, name, value);
+}
+
+void HeaderBlock::add(std::string_view name, std::string_view value) {
+  validate_header(name, value);
+  append_line(wire_, name, value);
 }
 
 void ResponseHeaders::remove(std::string_view name) {

@@ -164,6 +164,19 @@ IoResult Socket::try_read(std::span<char> buf) {
   }
 }
 
+IoResult Socket::read_now(std::span<char> buf) {
+  if (ssl_) return {0, EAGAIN};
+  if (int e = precheck(false)) return {0, e};
+  if (!watch_.readable) return {0, EAGAIN};
+  return try_read(buf);
+}
+
+IoResult Socket::writev_now(std::span<iovec> iov) {
+  if (ssl_) return {0, EAGAIN};
+  if (int e = precheck(true)) return {0, e};
+  return try_writev(iov);
+}
+
 Task<IoResult> Socket::read(std::span<char> buf) {
   if (ssl_) co_return co_await tls_read(buf);
   for (;;) {

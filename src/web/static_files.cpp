@@ -32,6 +32,9 @@ struct Variant {
   std::string data;  // the whole file, when small enough to keep
   bool in_memory = false;
   std::string etag;
+  // Content-Type, ETag, Last-Modified, Cache-Control and Content-Encoding or
+  // Accept-Ranges: what every answer from this variant carries, made once.
+  http::HeaderBlock headers;
   explicit operator bool() const noexcept { return fd >= 0 || in_memory; }
 };
 
@@ -120,11 +123,12 @@ class StaticFiles {
     if (::stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
       throw std::invalid_argument("static files: root '" + opt_.root + "' is not a directory");
     root_ = buf;
+    if (!opt_.cache_control.empty()) http::validate_header("Cache-Control", opt_.cache_control);
   }
 
-  // Serves the request, or returns false (nothing sent) if `passive` and the
-  // request is not for an existing file.
-  Task<bool> serve(Conn& c, bool passive);
+  // Serves the request, or passes it to `next` (when given) if it is not for
+  // an existing file.
+  Task<> serve(Conn& c, const App* next);
 
  private:
   Cache& cache() {
@@ -225,6 +229,18 @@ std::shared_ptr<Entry> StaticFiles::build(std::string_view path, Cache& cache) {
       }
     }
   }
+  for (int i = 0; i < 4; ++i) {
+    Variant& v = e->variants[i];
+    if (!v) continue;
+    v.headers.add("Content-Type", e->mime);
+    v.headers.add("ETag", v.etag);
+    v.headers.add("Last-Modified", e->last_modified);
+    if (!opt_.cache_control.empty()) v.headers.add("Cache-Control", opt_.cache_control);
+    if (i != int(Encoding::identity))
+      v.headers.add("Content-Encoding", encoding_names[i]);
+    else
+      v.headers.add("Accept-Ranges", "bytes");
+  }
   e->kind = Entry::Kind::file;
   return e;
 }
@@ -262,20 +278,23 @@ std::shared_ptr<Entry> StaticFiles::lookup(std::string_view path) {
   return e;
 }
 
-Task<bool> StaticFiles::serve(Conn& c, bool passive) {
+Task<> StaticFiles::serve(Conn& c, const App* next) {
   bool get = c.method() == "GET", head = c.method() == "HEAD";
   std::string_view path = std::string_view(c.path()).substr(c.path_offset);
   if (path.empty()) path = "/";
   if (!get && !head) {
-    if (passive) co_return false;
+    if (next) {
+      co_await (*next)(c);
+      co_return;
+    }
     c.set_header("Allow", "GET, HEAD");
     co_await c.send(405, "Method Not Allowed\n");
-    co_return true;
+    co_return;
   }
   if (!is_safe_path(path)) {
     c.set_header("Content-Type", "text/plain; charset=utf-8");
     co_await c.send(400, "Bad Request: the path holds '..', '.', a backslash or a NUL\n");
-    co_return true;
+    co_return;
   }
   std::shared_ptr<Entry> e = lookup(path);
   if (e->kind == Entry::Kind::directory) {
@@ -283,13 +302,16 @@ Task<bool> StaticFiles::serve(Conn& c, bool passive) {
     if (!c.query_string().empty()) location += "?" + std::string(c.query_string());
     c.set_header("Location", location);
     co_await c.send(301, "");
-    co_return true;
+    co_return;
   }
   if (e->kind != Entry::Kind::file) {
-    if (passive) co_return false;
+    if (next) {
+      co_await (*next)(c);
+      co_return;
+    }
     c.set_header("Content-Type", "text/plain; charset=utf-8");
     co_await c.send(404, "Not Found\n");
-    co_return true;
+    co_return;
   }
 
   auto& h = c.response_headers();
@@ -313,14 +335,7 @@ Task<bool> StaticFiles::serve(Conn& c, bool passive) {
     }
   }
   Variant& v = e->variants[int(enc)];
-  h.add("Content-Type", e->mime);
-  h.add("ETag", v.etag);
-  h.add("Last-Modified", e->last_modified);
-  if (!opt_.cache_control.empty()) h.add("Cache-Control", opt_.cache_control);
-  if (enc != Encoding::identity)
-    h.add("Content-Encoding", encoding_names[int(enc)]);
-  else
-    h.add("Accept-Ranges", "bytes");
+  h.add(v.headers);
 
   // Conditional requests (RFC 9110 §13.2.2): If-None-Match wins over
   // If-Modified-Since.
@@ -344,7 +359,7 @@ Task<bool> StaticFiles::serve(Conn& c, bool passive) {
   }
   if (not_modified) {
     co_await c.send(304, "");
-    co_return true;
+    co_return;
   }
 
   if (!range.empty() && enc == Encoding::identity) {
@@ -357,7 +372,7 @@ Task<bool> StaticFiles::serve(Conn& c, bool passive) {
         h.set("Content-Range", "bytes */" + std::to_string(v.size));
         h.remove("ETag");
         co_await c.send(416, "");
-        co_return true;
+        co_return;
       }
       if (ranges.size() == 1) {
         auto [a, b] = ranges[0];
@@ -367,7 +382,7 @@ Task<bool> StaticFiles::serve(Conn& c, bool passive) {
           co_await c.send(206, std::string_view(v.data).substr(a, b - a + 1));
         else
           co_await c.send_file(206, v.fd, off_t(a), b - a + 1);
-        co_return true;
+        co_return;
       }
       // Several ranges: multipart/byteranges, built in memory (bounded by
       // max_ranges × the file; large files go by a single range in practice).
@@ -402,7 +417,7 @@ Task<bool> StaticFiles::serve(Conn& c, bool passive) {
         h.remove("Content-Type");
         h.add("Content-Type", "multipart/byteranges; boundary=" + std::string(boundary));
         co_await c.send(206, body);
-        co_return true;
+        co_return;
       }
     }
   }
@@ -410,21 +425,19 @@ Task<bool> StaticFiles::serve(Conn& c, bool passive) {
     co_await c.send(200, v.data);
   else
     co_await c.send_file(200, v.fd, 0, v.size);
-  co_return true;
 }
 
 }  // namespace
 
 App static_files(StaticOptions options) {
   auto files = std::make_shared<StaticFiles>(std::move(options));
-  return [files](Conn& c) -> Task<> { co_await files->serve(c, false); };
+  // Plain lambdas returning serve()'s task: no coroutine frame of their own.
+  return [files](Conn& c) { return files->serve(c, nullptr); };
 }
 
 Middleware static_middleware(StaticOptions options) {
   auto files = std::make_shared<StaticFiles>(std::move(options));
-  return [files](Conn& c, const App& next) -> Task<> {
-    if (!co_await files->serve(c, true)) co_await next(c);
-  };
+  return [files](Conn& c, const App& next) { return files->serve(c, &next); };
 }
 
 }  // namespace atl::web

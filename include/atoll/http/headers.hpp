@@ -38,12 +38,16 @@ class RequestHeaders {
 /// in a buffer reused from one response to the next: no allocation per header
 /// once warm. A name must be an RFC 9110 token and a value must not hold CR,
 /// LF or NUL: such a header is refused with std::invalid_argument, never sent.
+class HeaderBlock;
+
 class ResponseHeaders {
  public:
   /// Replaces every `name` header with this one.
   void set(std::string_view name, std::string_view value);
   /// Appends another `name` header (Set-Cookie, Link, …).
   void add(std::string_view name, std::string_view value);
+  /// Appends every header of a prepared block (checked when it was built).
+  void add(const HeaderBlock& block);
   /// The first value of `name`, or an empty view.
   std::string_view get(std::string_view name) const noexcept;
   bool has(std::string_view name) const noexcept;
@@ -56,6 +60,20 @@ class ResponseHeaders {
 
   /// Every header as (name, value) views into the block.
   std::vector<Header> list() const;
+
+ private:
+  std::string wire_;
+};
+
+/// Headers prepared once and added to many responses as one copy: the
+/// headers a static file or a cached site path always carries (type, ETag,
+/// Last-Modified, …). Each header is checked as ResponseHeaders checks it
+/// when it is added to the block, not again per response.
+class HeaderBlock {
+ public:
+  void add(std::string_view name, std::string_view value);
+  std::string_view wire() const noexcept { return wire_; }
+  bool empty() const noexcept { return wire_.empty(); }
 
  private:
   std::string wire_;

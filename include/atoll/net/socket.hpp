@@ -72,6 +72,12 @@ class Socket {
   /// Writes what the kernel takes now, without waiting.
   IoResult try_writev(std::span<iovec> iov);
 
+  /// The fast paths of read() and writev(), as plain calls: what read() or
+  /// writev() would do if it did not have to wait. EAGAIN means "would wait"
+  /// (always so under TLS, whose records go through read() and writev()).
+  IoResult read_now(std::span<char> buf);
+  IoResult writev_now(std::span<iovec> iov);
+
   /// True if bytes (or TLS records) wait to be read right now; no waiting.
   bool has_pending_input() const noexcept;
 

@@ -100,6 +100,9 @@ class [[nodiscard]] Task {
   using promise_type = detail::Promise<T>;
   using handle_type = std::coroutine_handle<promise_type>;
 
+  /// An empty Task. For Task<void> it is also a finished one: awaiting it
+  /// returns at once. A function returning Task<> can so answer on its fast
+  /// path with `return {};` and keep the coroutine frame for its slow path.
   Task() noexcept = default;
   explicit Task(handle_type h) noexcept : h_(h) {}
   Task(Task&& o) noexcept : h_(std::exchange(o.h_, {})) {}
@@ -124,7 +127,12 @@ class [[nodiscard]] Task {
         h.promise().continuation_ = awaiting;
         return h;  // symmetric transfer: run the task now, on this stack frame's successor
       }
-      T await_resume() { return h.promise().take(); }
+      T await_resume() {
+        if constexpr (std::is_void_v<T>) {
+          if (!h) return;  // a Task<void>{} has nothing to run: done
+        }
+        return h.promise().take();
+      }
     };
     return Awaiter{h_};
   }
