@@ -9,13 +9,12 @@
 // Default: one worker with a loop per core, still supervised (a crash is
 // repaired in milliseconds: 1-10 ms measured by test_supervision.py). Both
 // layouts give every loop its own SO_REUSEPORT listener and its own resolver
-// cache, so the hot path is the same; one worker keeps two promises that
-// several workers break today:
-// /metrics counts every request (several workers each count their own and a
-// scrape reaches one), and a deploy through the admin API is live on every
-// loop when the API says so (other workers notice within poll_ms, 500 ms).
+// cache, so the hot path is the same. Several workers share state that the
+// master maps before it forks (SharedState): /metrics counts the requests of
+// every worker, whichever answers the scrape, and a deploy through the admin
+// API wakes every worker and is answered when all of them serve it.
 // `--workers N` isolates crashes further and is how a box holds more than one
-// process's 20,000 descriptors; it has those two caveats.
+// process's 20,000 descriptors.
 #include "serve_command.hpp"
 
 #include <atoll/host/admin.hpp>
@@ -70,16 +69,19 @@ void publish_demo_sites(const ServeSettings& s) {
 
 // One worker: serve until SIGTERM, then drain.
 int run_worker(const ServeSettings& s, net::ServerOptions options, std::vector<int> public_fds,
-               int admin_fd, const std::string& token, int ready_fd) {
+               int admin_fd, const std::string& token, int ready_fd,
+               std::shared_ptr<host::SharedState> shared, unsigned index) {
   try {
     runtime::block_termination_signals();
     std::shared_ptr<host::Database> db = host::open_sqlite(s.data + "/atoll.db");
     auto store = std::make_shared<host::ContentStore>(s.data);
-    host::Host site_host(db, store, {.base_domain = s.base_domain});
+    host::Host site_host(db, store,
+                         {.base_domain = s.base_domain, .shared = shared, .worker_index = index});
     site_host.start();
     options.inherited_listeners = std::move(public_fds);
     net::Server server(options, http::make_handler(web::pipeline(logging(s), site_host.app())));
     server.start();
+    site_host.set_server_info([&server] { return server.info(); });
     std::atomic<bool> draining{false};
     std::unique_ptr<net::Server> admin;
     if (admin_fd >= 0) {
@@ -99,6 +101,7 @@ int run_worker(const ServeSettings& s, net::ServerOptions options, std::vector<i
     int sig = runtime::wait_for_signal();
     log::info("worker: signal {}: draining", sig);
     draining = true;
+    site_host.set_server_info(nullptr);
     server.stop();
     if (admin) admin->stop();
     site_host.stop();
@@ -199,6 +202,14 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
   std::printf("supervising %u worker(s)\n", workers);
   std::fflush(stdout);
 
+  if (workers > host::SharedState::max_workers) {
+    std::fprintf(stderr, "atoll serve: at most %zu workers\n", host::SharedState::max_workers);
+    return 2;
+  }
+  // Mapped before the first fork: every worker, and every replacement of a
+  // crashed one, shares these counters and deploy wake-ups.
+  std::shared_ptr<host::SharedState> shared = host::SharedState::create();
+
   runtime::SupervisorOptions sup;
   sup.workers = workers;
   sup.inherited_fds = fds;
@@ -209,7 +220,7 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
     std::vector<int> mine(fds.begin() + long(index * per_worker),
                           fds.begin() + long(index * per_worker + public_eps.size()));
     int admin_fd = with_admin ? fds[index * per_worker + per_worker - 1] : -1;
-    return run_worker(s, options, mine, admin_fd, token, ready_fd);
+    return run_worker(s, options, mine, admin_fd, token, ready_fd, shared, index);
   };
   sup.reload = [&] {
     if (!reload) return true;

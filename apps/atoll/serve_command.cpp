@@ -45,9 +45,8 @@ void add_serve_options(CLI::App& cmd, ServeSettings& s) {
                  "Directory of sites published on first run (default: examples/sites)");
   cmd.add_option(
          "--workers", s.workers,
-         "Worker processes under a supervising master (default 1, with a loop per core); with "
-         "more, /metrics counts only the answering worker and other workers see a deploy within "
-         "0.5 s")
+         "Worker processes under a supervising master (default 1, with a loop per core); they "
+         "share /metrics counters and see an admin-API deploy at once")
       ->capture_default_str();
   cmd.add_option("--loops", s.loops,
                  "Event loops (threads) per worker; 0 = one per core, or 1 with several workers")

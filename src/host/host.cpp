@@ -1,5 +1,7 @@
 #include <atoll/host/host.hpp>
 
+#include <fmt/format.h>
+
 #include <atoll/host/publish.hpp>
 #include <atoll/runtime/log.hpp>
 #include <atoll/runtime/loop.hpp>
@@ -8,6 +10,7 @@
 #include <atoll/web/request_checks.hpp>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <array>
@@ -23,18 +26,6 @@ namespace {
 
 using runtime::StringMap;
 
-// Status codes counted one by one; the rest are counted as "other" so the
-// metric's cardinality stays bounded.
-constexpr std::array<int, 12> counted_codes = {200, 206, 301, 302, 304, 307,
-                                               308, 400, 404, 405, 500, 503};
-constexpr std::array<double, 11> latency_buckets_ms = {0.1, 0.25, 0.5, 1,   2.5, 5,
-                                                       10,  25,   50,  100, 250};
-
-struct SiteMetrics {
-  std::array<std::atomic<std::uint64_t>, counted_codes.size() + 1> by_code{};
-  std::atomic<std::uint64_t> bytes{0};
-};
-
 struct SiteEntry {
   std::int64_t id = 0;
   std::string name;
@@ -42,7 +33,7 @@ struct SiteEntry {
   std::int64_t previous_deploy = 0;
   std::shared_ptr<const std::vector<std::string>> changed;  // files changed since previous_deploy
   SiteConfig config;
-  SiteMetrics* metrics = nullptr;
+  SiteCounters* metrics = nullptr;  // in the workers' shared state; null if its table is full
 };
 
 struct SiteTable {
@@ -127,31 +118,49 @@ std::string cache_control_for(std::string_view path, std::string_view mime) {
 struct Host::Impl {
   Host& host;
   std::atomic<std::uint64_t> version{0};
-  std::atomic<std::uint64_t> purge_epoch{0};
   std::mutex table_mutex;
   std::shared_ptr<const SiteTable> table = std::make_shared<SiteTable>();
   std::mutex load_mutex;
   std::int64_t last_generation = -1;  // guarded by load_mutex
 
-  std::mutex metrics_mutex;
-  std::map<std::string, std::unique_ptr<SiteMetrics>> site_metrics;
-  std::array<std::atomic<std::uint64_t>, latency_buckets_ms.size() + 1> latency{};
-  std::atomic<double> latency_sum_ms{0};
-  std::atomic<std::uint64_t> latency_count{0};
-  std::atomic<std::uint64_t> cache_hits{0}, cache_misses{0}, db_errors{0}, unknown_host{0};
+  // Counters, deploy generation and purge epoch: shared by the workers.
+  std::shared_ptr<SharedState> shared;
+  SharedState::Worker& me;
+  std::function<net::ServerInfo()> server_info;  // guarded by load_mutex
 
   std::thread watcher;
-  std::mutex watch_mutex;
-  std::condition_variable watch_cv;
-  bool stopping = false;
+  std::atomic<bool> stopping{false};
 
-  explicit Impl(Host& h) : host(h) {}
+  explicit Impl(Host& h)
+      : host(h),
+        shared(h.options_.shared ? h.options_.shared : SharedState::create()),
+        me(shared->workers.at(h.options_.worker_index)) {
+    me.pid.store(std::int32_t(::getpid()), std::memory_order_release);
+  }
 
-  SiteMetrics* metrics_for(const std::string& name) {
-    std::lock_guard lock(metrics_mutex);
-    auto& m = site_metrics[name];
-    if (!m) m = std::make_unique<SiteMetrics>();
-    return m.get();
+  SiteCounters* metrics_for(const std::string& name) {
+    SiteCounters* m = shared->site(name);
+    if (!m) {
+      static std::atomic<bool> said{false};
+      if (!said.exchange(true))
+        log::warn("host: more than {} sites: the others are counted in the totals only",
+                  SharedState::max_sites);
+    }
+    return m;
+  }
+
+  // This worker's connection figures, for the other workers' /metrics.
+  void publish_worker_stats() {
+    std::function<net::ServerInfo()> info;
+    {
+      std::lock_guard loading(load_mutex);
+      info = server_info;
+    }
+    if (!info) return;
+    net::ServerInfo i = info();
+    me.connections.store(i.total(), std::memory_order_relaxed);
+    me.accepted.store(i.accepted, std::memory_order_relaxed);
+    me.loop_stalls.store(i.loop_stalls, std::memory_order_relaxed);
   }
 
   std::shared_ptr<const SiteTable> current() {
@@ -167,8 +176,14 @@ struct Host::Impl {
     // to the previous deploy after the admin API said the new one was live),
     // nor share its version number (loops would keep whichever they saw first).
     std::lock_guard loading(load_mutex);
+    // The deploy generation is read before the database, so what this load
+    // acknowledges below is never newer than what it read.
+    std::uint32_t deploys = shared->generation();
     std::int64_t gen = host.db_->generation();
-    if (gen == last_generation) return;
+    if (gen == last_generation) {
+      me.loaded.store(deploys, std::memory_order_release);
+      return;
+    }
     auto old = current();
     auto sites = host.db_->sites();
     auto t = std::make_shared<SiteTable>();
@@ -201,19 +216,21 @@ struct Host::Impl {
     }
     version.store(t->version, std::memory_order_release);
     last_generation = gen;
+    me.loaded.store(deploys, std::memory_order_release);
   }
 
+  // The watcher: reloads at every deploy another worker announces (woken at
+  // once) and every poll_ms (deploys made by `atoll publish` in another
+  // process, which has no way to wake us).
   void watch() {
-    std::unique_lock lock(watch_mutex);
-    while (!stopping) {
-      watch_cv.wait_for(lock, std::chrono::milliseconds(host.options_.poll_ms),
-                        [&] { return stopping; });
-      if (stopping) break;
-      lock.unlock();
+    std::uint32_t seen = shared->generation();
+    while (!stopping.load(std::memory_order_acquire)) {
+      seen = shared->wait_for_change(seen, int(host.options_.poll_ms));
+      if (stopping.load(std::memory_order_acquire)) break;
       try {
         load();
       } catch (const std::exception& e) {
-        db_errors.fetch_add(1, std::memory_order_relaxed);
+        shared->db_errors.fetch_add(1, std::memory_order_relaxed);
         // Keep serving with the table we have; say so at most every 10 s.
         static std::int64_t last = 0;
         std::int64_t now = runtime::monotonic_ms();
@@ -222,7 +239,7 @@ struct Host::Impl {
           log::error("host: cannot read the site table ({}); serving the last one", e.what());
         }
       }
-      lock.lock();
+      publish_worker_stats();
     }
   }
 
@@ -233,7 +250,7 @@ struct Host::Impl {
 
   // Brings this loop's view up to date with the latest table.
   void refresh(LoopCache& lc) {
-    std::uint64_t epoch = purge_epoch.load(std::memory_order_acquire);
+    std::uint64_t epoch = shared->purge_epoch.load(std::memory_order_acquire);
     if (lc.purge_epoch != epoch) {
       lc.purge_epoch = epoch;
       lc.sites.clear();
@@ -351,13 +368,13 @@ struct Host::Impl {
     std::int64_t now = loop->now_ms();
     if (auto it = sc.paths.find(path); it != sc.paths.end()) {
       if (it->second->kind != Resolved::Kind::missing || it->second->expires_ms > now) {
-        cache_hits.fetch_add(1, std::memory_order_relaxed);
+        shared->cache_hits.fetch_add(1, std::memory_order_relaxed);
         co_return it->second;
       }
       lc.entries -= 1;
       sc.paths.erase(it);
     }
-    cache_misses.fetch_add(1, std::memory_order_relaxed);
+    shared->cache_misses.fetch_add(1, std::memory_order_relaxed);
     std::string key =
         std::to_string(site.id) + ":" + std::to_string(site.deploy) + ":" + std::string(path);
     if (auto in = lc.inflight.find(key); in != lc.inflight.end()) {
@@ -420,11 +437,9 @@ struct Host::Impl {
     }
     std::size_t b = 0;
     while (b < latency_buckets_ms.size() && ms > latency_buckets_ms[b]) ++b;
-    latency[b].fetch_add(1, std::memory_order_relaxed);
-    latency_count.fetch_add(1, std::memory_order_relaxed);
-    double cur = latency_sum_ms.load(std::memory_order_relaxed);
-    while (!latency_sum_ms.compare_exchange_weak(cur, cur + ms, std::memory_order_relaxed)) {
-    }
+    shared->latency[b].fetch_add(1, std::memory_order_relaxed);
+    shared->latency_count.fetch_add(1, std::memory_order_relaxed);
+    shared->latency_sum_us.fetch_add(std::uint64_t(ms * 1000), std::memory_order_relaxed);
   }
 
   Task<> send_resolved(http::Conn& c, const SiteEntry& site, const Resolved& r, int status) {
@@ -489,7 +504,7 @@ struct Host::Impl {
 
   Task<> serve_site(http::Conn& c, const SiteEntry* site) {
     if (!site || !site->deploy) {
-      unknown_host.fetch_add(1, std::memory_order_relaxed);
+      shared->unknown_host.fetch_add(1, std::memory_order_relaxed);
       c.set_header("Content-Type", "text/html; charset=utf-8");
       c.set_header("Cache-Control", "no-store");
       co_await c.send(
@@ -533,7 +548,7 @@ struct Host::Impl {
     if (!r) {
       // The database is locked or gone: paths in the cache keep being
       // served; this one cannot be, for now.
-      db_errors.fetch_add(1, std::memory_order_relaxed);
+      shared->db_errors.fetch_add(1, std::memory_order_relaxed);
       log::error("host: {} {}: {}", site->name, std::string(path), lookup_error);
       c.set_header("Retry-After", "1");
       co_await c.send(503,
@@ -579,17 +594,32 @@ void Host::start() {
 }
 
 void Host::stop() {
-  {
-    std::lock_guard lock(impl_->watch_mutex);
-    impl_->stopping = true;
-  }
-  impl_->watch_cv.notify_all();
+  impl_->stopping.store(true, std::memory_order_release);
+  impl_->shared->wake();  // (the other workers' watchers wake too, and reload: harmless)
   if (impl_->watcher.joinable()) impl_->watcher.join();
 }
 
-void Host::reload() { impl_->load(); }
+bool Host::reload(int wait_ms) {
+  impl_->load();
+  // Wake the other workers, and answer when they too serve the new table.
+  std::uint32_t gen = impl_->shared->announce_deploy();
+  impl_->load();
+  if (impl_->shared->wait_until_loaded(gen, wait_ms)) return true;
+  log::warn(
+      "host: a worker has not loaded the new site table after {} ms; it will at its next poll",
+      wait_ms);
+  return false;
+}
 
-void Host::purge() { impl_->purge_epoch.fetch_add(1, std::memory_order_acq_rel); }
+void Host::purge() { impl_->shared->purge_epoch.fetch_add(1, std::memory_order_acq_rel); }
+
+void Host::set_server_info(std::function<net::ServerInfo()> info) {
+  {
+    std::lock_guard loading(impl_->load_mutex);
+    impl_->server_info = std::move(info);
+  }
+  impl_->publish_worker_stats();
+}
 
 http::App Host::app() {
   Impl* impl = impl_.get();
@@ -597,64 +627,76 @@ http::App Host::app() {
 }
 
 std::string Host::metrics(const net::ServerInfo* server) const {
+  SharedState& sh = *impl_->shared;
+  if (server) {  // this worker's own figures, fresh
+    impl_->me.connections.store(server->total(), std::memory_order_relaxed);
+    impl_->me.accepted.store(server->accepted, std::memory_order_relaxed);
+    impl_->me.loop_stalls.store(server->loop_stalls, std::memory_order_relaxed);
+  }
   std::string out;
   out +=
-      "# HELP atoll_requests_total Requests answered, by site and status.\n# TYPE "
-      "atoll_requests_total counter\n";
-  out +=
+      "# HELP atoll_requests_total Requests answered, by site and status (every worker).\n"
+      "# TYPE atoll_requests_total counter\n";
+  std::string bytes =
       "# HELP atoll_response_bytes_total Body bytes sent, by site.\n# TYPE "
       "atoll_response_bytes_total counter\n";
-  {
-    std::lock_guard lock(impl_->metrics_mutex);
-    for (const auto& [name, m] : impl_->site_metrics) {
-      for (std::size_t i = 0; i <= counted_codes.size(); ++i) {
-        std::uint64_t n = m->by_code[i].load(std::memory_order_relaxed);
-        if (!n) continue;
-        std::string code = i < counted_codes.size() ? std::to_string(counted_codes[i]) : "other";
-        out += "atoll_requests_total{site=\"" + name + "\",status=\"" + code + "\"} " +
-               std::to_string(n) + "\n";
-      }
-      out += "atoll_response_bytes_total{site=\"" + name + "\"} " +
-             std::to_string(m->bytes.load()) + "\n";
+  sh.for_each_site([&](std::string_view name, const SiteCounters& m) {
+    for (std::size_t i = 0; i <= counted_codes.size(); ++i) {
+      std::uint64_t n = m.by_code[i].load(std::memory_order_relaxed);
+      if (!n) continue;
+      std::string code = i < counted_codes.size() ? std::to_string(counted_codes[i]) : "other";
+      out += fmt::format("atoll_requests_total{{site=\"{}\",status=\"{}\"}} {}\n", name, code, n);
     }
-  }
+    bytes += fmt::format("atoll_response_bytes_total{{site=\"{}\"}} {}\n", name,
+                         m.bytes.load(std::memory_order_relaxed));
+  });
+  out += bytes;
   out +=
       "# HELP atoll_request_duration_seconds Time to answer a request.\n# TYPE "
       "atoll_request_duration_seconds histogram\n";
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i < latency_buckets_ms.size(); ++i) {
-    cumulative += impl_->latency[i].load(std::memory_order_relaxed);
-    char le[32];
-    std::snprintf(le, sizeof le, "%g", latency_buckets_ms[i] / 1000);
-    out += std::string("atoll_request_duration_seconds_bucket{le=\"") + le + "\"} " +
-           std::to_string(cumulative) + "\n";
+    cumulative += sh.latency[i].load(std::memory_order_relaxed);
+    out += fmt::format("atoll_request_duration_seconds_bucket{{le=\"{}\"}} {}\n",
+                       latency_buckets_ms[i] / 1000, cumulative);
   }
-  cumulative += impl_->latency[latency_buckets_ms.size()].load(std::memory_order_relaxed);
-  out += "atoll_request_duration_seconds_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
-  char sum[64];
-  std::snprintf(sum, sizeof sum, "%.6f", impl_->latency_sum_ms.load() / 1000);
-  out += std::string("atoll_request_duration_seconds_sum ") + sum + "\n";
-  out +=
-      "atoll_request_duration_seconds_count " + std::to_string(impl_->latency_count.load()) + "\n";
-  out += "# TYPE atoll_cache_hits_total counter\natoll_cache_hits_total " +
-         std::to_string(impl_->cache_hits.load()) + "\n";
-  out += "# TYPE atoll_cache_misses_total counter\natoll_cache_misses_total " +
-         std::to_string(impl_->cache_misses.load()) + "\n";
-  out += "# TYPE atoll_database_errors_total counter\natoll_database_errors_total " +
-         std::to_string(impl_->db_errors.load()) + "\n";
-  out += "# TYPE atoll_unknown_host_total counter\natoll_unknown_host_total " +
-         std::to_string(impl_->unknown_host.load()) + "\n";
-  if (server) {
-    out += "# HELP atoll_connections Open connections, by loop.\n# TYPE atoll_connections gauge\n";
-    for (std::size_t i = 0; i < server->connections.size(); ++i)
-      out += "atoll_connections{loop=\"" + std::to_string(i) + "\"} " +
-             std::to_string(server->connections[i]) + "\n";
-    out += "# TYPE atoll_connections_accepted_total counter\natoll_connections_accepted_total " +
-           std::to_string(server->accepted) + "\n";
-    out +=
-        "# HELP atoll_loop_stalls_total Times a handler held a loop past the watchdog threshold.\n"
-        "# TYPE atoll_loop_stalls_total counter\natoll_loop_stalls_total " +
-        std::to_string(server->loop_stalls) + "\n";
+  cumulative += sh.latency[latency_buckets_ms.size()].load(std::memory_order_relaxed);
+  out += fmt::format("atoll_request_duration_seconds_bucket{{le=\"+Inf\"}} {}\n", cumulative);
+  out += fmt::format("atoll_request_duration_seconds_sum {:.6f}\n",
+                     double(sh.latency_sum_us.load(std::memory_order_relaxed)) / 1e6);
+  out += fmt::format("atoll_request_duration_seconds_count {}\n", sh.latency_count.load());
+  auto counter = [&](std::string_view name, const std::atomic<std::uint64_t>& v) {
+    out += fmt::format("# TYPE {0} counter\n{0} {1}\n", name, v.load(std::memory_order_relaxed));
+  };
+  counter("atoll_cache_hits_total", sh.cache_hits);
+  counter("atoll_cache_misses_total", sh.cache_misses);
+  counter("atoll_database_errors_total", sh.db_errors);
+  counter("atoll_unknown_host_total", sh.unknown_host);
+
+  // Per worker: what each published at its last poll (this one: just now).
+  std::string conns =
+      "# HELP atoll_connections Open connections, by worker.\n# TYPE atoll_connections gauge\n";
+  std::uint64_t accepted = 0, stalls = 0;
+  bool any = false;
+  for (std::size_t w = 0; w < sh.workers.size(); ++w) {
+    const auto& slot = sh.workers[w];
+    std::int32_t pid = slot.pid.load(std::memory_order_acquire);
+    if (pid <= 0 || (::kill(pid, 0) != 0 && errno == ESRCH)) continue;
+    any = true;
+    conns += fmt::format("atoll_connections{{worker=\"{}\"}} {}\n", w,
+                         slot.connections.load(std::memory_order_relaxed));
+    accepted += slot.accepted.load(std::memory_order_relaxed);
+    stalls += slot.loop_stalls.load(std::memory_order_relaxed);
+  }
+  if (any) {
+    out += conns;
+    out += fmt::format(
+        "# TYPE atoll_connections_accepted_total counter\natoll_connections_accepted_total {}\n",
+        accepted);
+    out += fmt::format(
+        "# HELP atoll_loop_stalls_total Times a handler held a loop past the watchdog "
+        "threshold.\n# TYPE atoll_loop_stalls_total counter\natoll_loop_stalls_total {}\n",
+        stalls);
   }
   return out;
 }

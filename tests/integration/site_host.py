@@ -60,16 +60,14 @@ class Response:
 class SiteHost(AtollProcess):
     """`atoll serve` on a data directory. Extra `args` follow the defaults."""
 
-    def __init__(self, data, *args, loops=1):
+    def __init__(self, data, *args, loops=1, workers=1):
         self.data = data
         self.empty = tempfile.mkdtemp(prefix="atoll-no-demo-")
         argv = ["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data", data,
                 "--demo-sites", self.empty, "--access-log", "off", "--loops", str(loops)]
-        # One worker process where the build has several: the resolver cache,
-        # the metrics and the admin API's reloads then all live in the process
-        # the test talks to.
+        # One worker process unless a test asks for more (test_host_workers).
         if serve_supports("--workers"):
-            argv += ["--workers", "1"]
+            argv += ["--workers", str(workers)]
         super().__init__("atoll", *argv, *args, port_arg=None, start_timeout=20.0)
         self.admin_port = None
         self.token = None

@@ -3,8 +3,10 @@
 //
 // A site is reached as <name>.<base domain> or by any of its custom domains.
 // A background thread polls the database's generation, so a deploy made by
-// another process goes live within poll_ms; the site table is swapped whole,
-// so a request sees the old deploy or the new one, never a mix.
+// another process goes live within poll_ms; a deploy through the admin API
+// wakes every worker at once (SharedState) and is answered when all of them
+// serve it. The site table is swapped whole, so a request sees the old
+// deploy or the new one, never a mix.
 //
 // Each loop keeps a resolver cache: (site, request path) → file, open blob
 // descriptors, ETag and encodings. A hit allocates nothing and touches no
@@ -20,13 +22,17 @@
 // | cache_entries   | 50000 / loop | bounds memory and descriptors; the cache restarts beyond |
 // | inline_max      | 16 KiB       | small files served from memory: no syscall but the write |
 // | inline_total    | 64 MiB / loop| bounds that memory                                        |
+// | shared          | own          | counters and deploy wake-ups shared by the workers        |
+// | worker_index    | 0            | this worker's slot in `shared`                            |
 #include <atoll/host/database.hpp>
+#include <atoll/host/shared_state.hpp>
 #include <atoll/host/store.hpp>
 #include <atoll/http/conn.hpp>
 #include <atoll/net/server.hpp>
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -39,6 +45,11 @@ struct HostOptions {
   std::size_t cache_entries = 50000;
   std::size_t inline_max = 16 * 1024;
   std::size_t inline_total = 64 * 1024 * 1024;
+  /// Shared with the other workers (SharedState::create() in the master,
+  /// before the fork); null: this Host makes its own.
+  std::shared_ptr<SharedState> shared;
+  /// This worker's slot in `shared` (0 to SharedState::max_workers - 1).
+  unsigned worker_index = 0;
 };
 
 class Host {
@@ -51,10 +62,16 @@ class Host {
   /// Loads the site table and starts watching for deploys.
   void start();
   void stop();
-  /// Reloads the site table now (the admin API calls it after a change).
-  void reload();
-  /// Makes every loop drop its resolver cache at its next request.
+  /// Reloads the site table now and has every other worker reload it too
+  /// (the admin API calls it after a change). Returns when all live workers
+  /// serve the new table, or false after `wait_ms` if some did not yet.
+  bool reload(int wait_ms = 2000);
+  /// Makes every loop of every worker drop its resolver cache at its next
+  /// request.
   void purge();
+  /// Where this worker's connection figures come from (for /metrics of the
+  /// other workers); published at every poll.
+  void set_server_info(std::function<net::ServerInfo()> info);
 
   /// The App that serves the sites.
   http::App app();
