@@ -60,6 +60,8 @@ int status_of(const DbError& e) {
       return 400;
     case DbError::Kind::unavailable:
       return 503;
+    case DbError::Kind::no_space:
+      return 507;
   }
   return 500;
 }
@@ -92,6 +94,14 @@ Task<> run(http::Conn& c, F&& fn) {
       return {status_of(e), json{{"error", e.what()}}};
     } catch (const std::length_error& e) {
       return {413, json{{"error", e.what()}}};
+    } catch (const std::system_error& e) {
+      // A full disk (or quota) fails the change as a whole: the store writes
+      // aside and the database commits last, so what was live stays live.
+      int code = e.code().value();
+      if (code == ENOSPC || code == EDQUOT || code == EFBIG)
+        return {507, json{{"error", std::string(e.what()) +
+                                        "; nothing was changed, the live deploy stays live"}}};
+      return {500, json{{"error", e.what()}}};
     } catch (const std::invalid_argument& e) {
       return {400, json{{"error", e.what()}}};
     } catch (const std::exception& e) {

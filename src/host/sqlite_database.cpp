@@ -96,6 +96,7 @@ class Statement {
     int code = sqlite3_extended_errcode(db);
     std::string msg = std::string("database: ") + sqlite3_errmsg(db);
     if ((code & 0xff) == SQLITE_CONSTRAINT) throw DbError(DbError::Kind::conflict, msg);
+    if ((code & 0xff) == SQLITE_FULL) throw DbError(DbError::Kind::no_space, msg);
     throw DbError(DbError::Kind::unavailable, msg);
   }
   std::int64_t integer(int col) { return sqlite3_column_int64(stmt_, col); }
@@ -380,10 +381,12 @@ class SqliteDatabase final : public Database {
 
   void exec(const char* sql) {
     char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    if (int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err); rc != SQLITE_OK) {
       std::string msg = err ? err : "unknown error";
       sqlite3_free(err);
-      throw DbError(DbError::Kind::unavailable, "database: " + msg);
+      throw DbError(
+          (rc & 0xff) == SQLITE_FULL ? DbError::Kind::no_space : DbError::Kind::unavailable,
+          "database: " + msg);
     }
   }
   void bump() { exec("UPDATE meta SET value = value + 1 WHERE key = 'generation'"); }

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <system_error>
 
 namespace atl::host {
 
@@ -70,7 +71,8 @@ void ContentStore::write_blob(std::string_view hash, std::string_view bytes) {
                     std::to_string(reinterpret_cast<std::uintptr_t>(&bytes));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
-    throw std::runtime_error("content store: cannot write '" + tmp + "': " + std::strerror(errno));
+    throw std::system_error(errno, std::generic_category(),
+                            "content store: cannot create '" + tmp + "'");
   std::size_t off = 0;
   while (off < bytes.size()) {
     ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
@@ -79,19 +81,19 @@ void ContentStore::write_blob(std::string_view hash, std::string_view bytes) {
       int e = errno;
       ::close(fd);
       ::unlink(tmp.c_str());
-      throw std::runtime_error(std::string("content store: write failed: ") + std::strerror(e));
+      throw std::system_error(e, std::generic_category(), "content store: cannot write a blob");
     }
     off += std::size_t(n);
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     int e = errno;
     ::unlink(tmp.c_str());
-    throw std::runtime_error(std::string("content store: fsync failed: ") + std::strerror(e));
+    throw std::system_error(e, std::generic_category(), "content store: cannot sync a blob");
   }
   if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
     int e = errno;
     ::unlink(tmp.c_str());
-    throw std::runtime_error(std::string("content store: rename failed: ") + std::strerror(e));
+    throw std::system_error(e, std::generic_category(), "content store: cannot rename a blob");
   }
 }
 

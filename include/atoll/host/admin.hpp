@@ -18,7 +18,8 @@
 //
 // Errors are JSON {"error": "..."} with 400 (bad input, naming the rule),
 // 401 (no or wrong token), 404, 409 (exists), 413 (over the upload limit),
-// 415 (unknown body type) and 503 (database unavailable).
+// 415 (unknown body type), 503 (database unavailable) and 507 (no space
+// left on the data directory's disk: nothing was changed).
 #include <atoll/host/host.hpp>
 #include <atoll/http/conn.hpp>
 #include <atoll/net/server.hpp>

@@ -14,7 +14,7 @@ namespace atl::host {
 /// A database error; `kind` says how a client should see it.
 class DbError : public std::runtime_error {
  public:
-  enum class Kind { not_found, conflict, invalid, unavailable };
+  enum class Kind { not_found, conflict, invalid, unavailable, no_space };
   DbError(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
   Kind kind() const noexcept { return kind_; }
 
