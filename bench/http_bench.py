@@ -9,6 +9,10 @@ figure that matters when wrk saturates its own core first), syscalls per
 request (strace -c, a separate short run), and the RSS of the serving
 process; then ratios of atoll against each reference.
 
+Servers `floor` and `floor-uring` (bench/http_floor) answer every request
+head with a canned response and do nothing else: the least any server can
+cost here, with epoll and with io_uring (plaintext and file1k cases only).
+
 Cases: plaintext "Hello World!" (nginx `return 200`; h2o and lighttpd serve
 a 12-byte file, having no such directive), a 1 KiB file, a 256 KiB file; at
 32 and 256 connections; and plaintext pipelined 16 deep. With --access-log
@@ -32,6 +36,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVER_CPU, CLIENT_CPU = "0", "1"
 PORTS = {"atoll": 18100, "nginx": 18101, "h2o": 18102, "lighttpd": 18103, "atoll-host": 18105}
+# The floors (bench/http_floor): a canned answer per request head, with epoll
+# or io_uring; one process per answer size (12 bytes, 1 KiB).
+FLOORS = {"floor": "epoll", "floor-uring": "uring"}
+FLOOR_PORTS = {("floor", 12): 18106, ("floor", 1024): 18107,
+               ("floor-uring", 12): 18108, ("floor-uring", 1024): 18109}
 ATOLL_HELLO_PORT = 18104
 
 PIPELINE_LUA = """
@@ -134,6 +143,13 @@ class Servers:
                                       "--workers", "1", "--loops", "1", "--access-log",
                                       os.path.join(logdir, "host.log") if log else "off"], PORTS["atoll-host"],
                        serving_pid=lambda pid: (children(pid) or [pid])[0])
+        for name, mode in FLOORS.items():
+            if name in self.only:
+                floor = os.path.join(self.build, "bench/http_floor")
+                for size in (12, 1024):
+                    port = FLOOR_PORTS[(name, size)]
+                    self.start(f"{name}-{size}", [floor, "--port", str(port), "--mode", mode,
+                                                  "--size", str(size)], port)
         if "nginx" in self.only:
             conf = os.path.join(w, "nginx.conf")
             with open(conf, "w") as f:
@@ -217,6 +233,11 @@ def target(server, case):
         if case in ("plaintext", "pipelined"):
             return "atoll-hello", ATOLL_HELLO_PORT, "/plaintext"
         return "atoll", PORTS["atoll"], "/1k.bin" if case == "file1k" else "/256k.bin"
+    if server in FLOORS:
+        if case not in ("plaintext", "file1k"):
+            return None
+        size = 12 if case == "plaintext" else 1024
+        return f"{server}-{size}", FLOOR_PORTS[(server, size)], "/"
     path = {"plaintext": "/plaintext", "pipelined": "/plaintext", "file1k": "/1k.bin", "file256k": "/256k.bin"}[case]
     return server, PORTS[server], path
 
@@ -294,6 +315,8 @@ def main():
         for rnd in range(a.rounds):
             for case, conns in combos:
                 for server in servers:
+                    if not target(server, case):
+                        continue
                     key, port, path = target(server, case)
                     pid = srv.pids[key]
                     run_wrk(port, path, conns, 1, lua if case == "pipelined" else None)  # warm-up
@@ -312,10 +335,12 @@ def main():
         if not a.no_syscalls and shutil.which("strace"):
             for case, conns in combos:
                 for server in servers:
+                    if not target(server, case):
+                        continue
                     key, port, path = target(server, case)
                     syscalls[(case, conns, server)] = count_syscalls(srv.pids[key], port, path, conns,
                                                                      lua if case == "pipelined" else None)
-        rss = {s: rss_kb(srv.pids[target(s, "file1k")[0]]) for s in servers}
+        rss = {s: rss_kb(srv.pids[target(s, "file1k")[0]]) for s in servers}  # (every server has file1k)
         if "atoll" in servers:
             rss["atoll-hello"] = rss_kb(srv.pids["atoll-hello"])
     finally:
@@ -326,12 +351,14 @@ def main():
         return xs[len(xs) // 2] if xs else float("nan")
 
     print()
-    refs = [s for s in servers if not s.startswith("atoll")]
+    refs = [s for s in servers if not s.startswith("atoll") and s not in FLOORS]
     print(f"| case | conns | server | req/s | p99 ms | CPU µs/req | req per CPU-s | syscalls/req | RSS MB |"
           + "".join(f" ÷ {s} |" for s in refs))
     print("|---" * (9 + len(refs)) + "|")
     for case, conns in combos:
         for server in servers:
+            if (case, conns, server) not in results:
+                continue
             rs = results[(case, conns, server)]
             rpc = median(r["req_per_cpu_s"] for r in rs)
             sc = syscalls.get((case, conns, server))
@@ -340,7 +367,7 @@ def main():
                    f"{median(r['p99_ms'] or 0 for r in rs):.2f} | {median(r['cpu_us_per_req'] for r in rs):.2f} | "
                    f"{rpc:.0f} | {'' if sc is None else f'{sc:.2f}'} | {rss.get(rkey, 0) / 1024:.1f} |")
             for other in refs:
-                if server.startswith("atoll"):
+                if server.startswith("atoll") or server in FLOORS:
                     o = median(r["req_per_cpu_s"] for r in results[(case, conns, other)])
                     row += f" {rpc / o:.2f} |"
                 else:
