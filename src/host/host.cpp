@@ -244,8 +244,16 @@ struct Host::Impl {
   }
 
   LoopCache& loop_cache() {
+    // One Host per process in practice: remember the last one asked for, so
+    // a request costs a compare, not a hash lookup.
     thread_local std::unordered_map<const Impl*, LoopCache> caches;
-    return caches[this];
+    thread_local const Impl* last = nullptr;
+    thread_local LoopCache* last_cache = nullptr;
+    if (last != this) {
+      last_cache = &caches[this];  // (node-based: the address stays valid)
+      last = this;
+    }
+    return *last_cache;
   }
 
   // Brings this loop's view up to date with the latest table.
@@ -485,7 +493,8 @@ struct Host::Impl {
     refresh(lc);
     // Host names are case-insensitive; lower-case into a reused buffer.
     lc.host_buf.assign(c.host());
-    for (auto& ch : lc.host_buf) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    for (auto& ch : lc.host_buf)
+      if (ch >= 'A' && ch <= 'Z') ch = char(ch | 0x20);  // ASCII only: no locale call per byte
     if (!lc.host_buf.empty() && lc.host_buf.back() == '.') lc.host_buf.pop_back();
     auto it = lc.table->by_host.find(std::string_view(lc.host_buf));
     std::shared_ptr<const SiteEntry> site = it == lc.table->by_host.end() ? nullptr : it->second;
