@@ -70,18 +70,23 @@ void publish_demo_sites(const ServeSettings& s) {
 // One worker: serve until SIGTERM, then drain.
 int run_worker(const ServeSettings& s, net::ServerOptions options, std::vector<int> public_fds,
                int admin_fd, const std::string& token, int ready_fd,
-               std::shared_ptr<host::SharedState> shared, unsigned index) {
+               std::shared_ptr<host::SharedState> shared) {
   try {
     runtime::block_termination_signals();
     std::shared_ptr<host::Database> db = host::open_sqlite(s.data + "/atoll.db");
     auto store = std::make_shared<host::ContentStore>(s.data);
-    host::Host site_host(db, store,
-                         {.base_domain = s.base_domain, .shared = shared, .worker_index = index});
+    host::Host site_host(db, store, {.base_domain = s.base_domain, .shared = shared});
     site_host.start();
     options.inherited_listeners = std::move(public_fds);
     net::Server server(options, http::make_handler(web::pipeline(logging(s), site_host.app())));
     server.start();
     site_host.set_server_info([&server] { return server.info(); });
+    // Whatever ends this scope (an admin listener that fails to start, too),
+    // the watcher stops asking a server that is about to go.
+    struct ForgetServer {
+      host::Host& h;
+      ~ForgetServer() { h.set_server_info(nullptr); }
+    } forget{site_host};
     std::atomic<bool> draining{false};
     std::unique_ptr<net::Server> admin;
     if (admin_fd >= 0) {
@@ -101,7 +106,7 @@ int run_worker(const ServeSettings& s, net::ServerOptions options, std::vector<i
     int sig = runtime::wait_for_signal();
     log::info("worker: signal {}: draining", sig);
     draining = true;
-    site_host.set_server_info(nullptr);
+    site_host.set_server_info(nullptr);  // (and again by `forget`: harmless)
     server.stop();
     if (admin) admin->stop();
     site_host.stop();
@@ -202,8 +207,10 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
   std::printf("supervising %u worker(s)\n", workers);
   std::fflush(stdout);
 
-  if (workers > host::SharedState::max_workers) {
-    std::fprintf(stderr, "atoll serve: at most %zu workers\n", host::SharedState::max_workers);
+  // (Half the shared slots: during a reload, old and new workers overlap.)
+  if (workers > host::SharedState::max_workers / 2) {
+    std::fprintf(stderr, "atoll serve: --workers is at most %zu\n",
+                 host::SharedState::max_workers / 2);
     return 2;
   }
   // Mapped before the first fork: every worker, and every replacement of a
@@ -220,7 +227,7 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
     std::vector<int> mine(fds.begin() + long(index * per_worker),
                           fds.begin() + long(index * per_worker + public_eps.size()));
     int admin_fd = with_admin ? fds[index * per_worker + per_worker - 1] : -1;
-    return run_worker(s, options, mine, admin_fd, token, ready_fd, shared, index);
+    return run_worker(s, options, mine, admin_fd, token, ready_fd, shared);
   };
   sup.reload = [&] {
     if (!reload) return true;

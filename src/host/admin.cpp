@@ -97,8 +97,9 @@ Task<> run(http::Conn& c, F&& fn) {
     } catch (const std::system_error& e) {
       // A full disk (or quota) fails the change as a whole: the store writes
       // aside and the database commits last, so what was live stays live.
-      int code = e.code().value();
-      if (code == ENOSPC || code == EDQUOT || code == EFBIG)
+      const std::error_code& code = e.code();
+      if (code == std::errc::no_space_on_device || code == std::errc::file_too_large ||
+          (code.category() == std::generic_category() && code.value() == EDQUOT))
         return {507, json{{"error", std::string(e.what()) +
                                         "; nothing was changed, the live deploy stays live"}}};
       return {500, json{{"error", e.what()}}};

@@ -125,7 +125,8 @@ struct Host::Impl {
 
   // Counters, deploy generation and purge epoch: shared by the workers.
   std::shared_ptr<SharedState> shared;
-  SharedState::Worker& me;
+  SharedState::Worker spare_slot;  // when every shared slot is taken
+  SharedState::Worker* me;
   std::function<net::ServerInfo()> server_info;  // guarded by load_mutex
 
   std::thread watcher;
@@ -134,8 +135,15 @@ struct Host::Impl {
   explicit Impl(Host& h)
       : host(h),
         shared(h.options_.shared ? h.options_.shared : SharedState::create()),
-        me(shared->workers.at(h.options_.worker_index)) {
-    me.pid.store(std::int32_t(::getpid()), std::memory_order_release);
+        me(shared->claim_worker()) {
+    if (!me) {
+      log::warn("host: more than {} workers: this one is left out of the per-worker metrics",
+                SharedState::max_workers);
+      me = &spare_slot;
+    }
+  }
+  ~Impl() {
+    if (me != &spare_slot) shared->release_worker(me);
   }
 
   SiteCounters* metrics_for(const std::string& name) {
@@ -149,6 +157,16 @@ struct Host::Impl {
     return m;
   }
 
+  // Records that this worker serves deploy generation `g` or newer. Only
+  // ever forward: a load that began before a newer announcement must not
+  // take back what reload() recorded.
+  void mark_loaded(std::uint32_t g) {
+    std::uint32_t cur = me->loaded.load(std::memory_order_acquire);
+    while (std::int32_t(g - cur) > 0 &&
+           !me->loaded.compare_exchange_weak(cur, g, std::memory_order_acq_rel)) {
+    }
+  }
+
   // This worker's connection figures, for the other workers' /metrics.
   void publish_worker_stats() {
     std::function<net::ServerInfo()> info;
@@ -158,9 +176,9 @@ struct Host::Impl {
     }
     if (!info) return;
     net::ServerInfo i = info();
-    me.connections.store(i.total(), std::memory_order_relaxed);
-    me.accepted.store(i.accepted, std::memory_order_relaxed);
-    me.loop_stalls.store(i.loop_stalls, std::memory_order_relaxed);
+    me->connections.store(i.total(), std::memory_order_relaxed);
+    me->accepted.store(i.accepted, std::memory_order_relaxed);
+    me->loop_stalls.store(i.loop_stalls, std::memory_order_relaxed);
   }
 
   std::shared_ptr<const SiteTable> current() {
@@ -181,7 +199,7 @@ struct Host::Impl {
     std::uint32_t deploys = shared->generation();
     std::int64_t gen = host.db_->generation();
     if (gen == last_generation) {
-      me.loaded.store(deploys, std::memory_order_release);
+      mark_loaded(deploys);
       return;
     }
     auto old = current();
@@ -216,14 +234,13 @@ struct Host::Impl {
     }
     version.store(t->version, std::memory_order_release);
     last_generation = gen;
-    me.loaded.store(deploys, std::memory_order_release);
+    mark_loaded(deploys);
   }
 
   // The watcher: reloads at every deploy another worker announces (woken at
   // once) and every poll_ms (deploys made by `atoll publish` in another
   // process, which has no way to wake us).
-  void watch() {
-    std::uint32_t seen = shared->generation();
+  void watch(std::uint32_t seen) {
     while (!stopping.load(std::memory_order_acquire)) {
       seen = shared->wait_for_change(seen, int(host.options_.poll_ms));
       if (stopping.load(std::memory_order_acquire)) break;
@@ -447,7 +464,7 @@ struct Host::Impl {
     while (b < latency_buckets_ms.size() && ms > latency_buckets_ms[b]) ++b;
     shared->latency[b].fetch_add(1, std::memory_order_relaxed);
     shared->latency_count.fetch_add(1, std::memory_order_relaxed);
-    shared->latency_sum_us.fetch_add(std::uint64_t(ms * 1000), std::memory_order_relaxed);
+    shared->latency_sum_ns.fetch_add(std::uint64_t(ms * 1e6), std::memory_order_relaxed);
   }
 
   Task<> send_resolved(http::Conn& c, const SiteEntry& site, const Resolved& r, int status) {
@@ -598,21 +615,29 @@ Host::Host(std::shared_ptr<Database> db, std::shared_ptr<ContentStore> store, Ho
 Host::~Host() { stop(); }
 
 void Host::start() {
+  // The generation is read before the first load: a deploy announced while
+  // it runs is then seen by the watcher's first wait.
+  std::uint32_t seen = impl_->shared->generation();
   impl_->load();
-  impl_->watcher = std::thread([this] { impl_->watch(); });
+  impl_->watcher = std::thread([this, seen] { impl_->watch(seen); });
 }
 
 void Host::stop() {
   impl_->stopping.store(true, std::memory_order_release);
-  impl_->shared->wake();  // (the other workers' watchers wake too, and reload: harmless)
+  // A new generation wakes the watcher whether it sleeps already or is about
+  // to (a plain wake-up could come just before it sleeps, and be lost). The
+  // other workers' watchers wake too and find nothing new: harmless.
+  impl_->shared->announce_deploy();
   if (impl_->watcher.joinable()) impl_->watcher.join();
 }
 
 bool Host::reload(int wait_ms) {
   impl_->load();
   // Wake the other workers, and answer when they too serve the new table.
+  // This worker's table already holds the change (it read the database
+  // after the commit), so it counts as loaded at once.
   std::uint32_t gen = impl_->shared->announce_deploy();
-  impl_->load();
+  impl_->mark_loaded(gen);
   if (impl_->shared->wait_until_loaded(gen, wait_ms)) return true;
   log::warn(
       "host: a worker has not loaded the new site table after {} ms; it will at its next poll",
@@ -638,9 +663,9 @@ http::App Host::app() {
 std::string Host::metrics(const net::ServerInfo* server) const {
   SharedState& sh = *impl_->shared;
   if (server) {  // this worker's own figures, fresh
-    impl_->me.connections.store(server->total(), std::memory_order_relaxed);
-    impl_->me.accepted.store(server->accepted, std::memory_order_relaxed);
-    impl_->me.loop_stalls.store(server->loop_stalls, std::memory_order_relaxed);
+    impl_->me->connections.store(server->total(), std::memory_order_relaxed);
+    impl_->me->accepted.store(server->accepted, std::memory_order_relaxed);
+    impl_->me->loop_stalls.store(server->loop_stalls, std::memory_order_relaxed);
   }
   std::string out;
   out +=
@@ -672,7 +697,7 @@ std::string Host::metrics(const net::ServerInfo* server) const {
   cumulative += sh.latency[latency_buckets_ms.size()].load(std::memory_order_relaxed);
   out += fmt::format("atoll_request_duration_seconds_bucket{{le=\"+Inf\"}} {}\n", cumulative);
   out += fmt::format("atoll_request_duration_seconds_sum {:.6f}\n",
-                     double(sh.latency_sum_us.load(std::memory_order_relaxed)) / 1e6);
+                     double(sh.latency_sum_ns.load(std::memory_order_relaxed)) / 1e9);
   out += fmt::format("atoll_request_duration_seconds_count {}\n", sh.latency_count.load());
   auto counter = [&](std::string_view name, const std::atomic<std::uint64_t>& v) {
     out += fmt::format("# TYPE {0} counter\n{0} {1}\n", name, v.load(std::memory_order_relaxed));

@@ -51,31 +51,71 @@ std::shared_ptr<SharedState> SharedState::create() {
   });
 }
 
+namespace {
+bool process_gone(std::int32_t pid) noexcept {
+  return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH;
+}
+}  // namespace
+
 SiteCounters* SharedState::site(std::string_view name) noexcept {
   if (name.empty() || name.size() >= sizeof(SiteSlot::name)) return nullptr;
+  auto me = std::int32_t(::getpid());
   std::size_t start = fnv1a(name) % max_sites;
   for (std::size_t i = 0; i < max_sites; ++i) {
     SiteSlot& s = sites_[(start + i) % max_sites];
     std::uint32_t st = s.state.load(std::memory_order_acquire);
-    if (st == empty) {
-      if (s.state.compare_exchange_strong(st, claiming, std::memory_order_acq_rel)) {
-        std::memcpy(s.name, name.data(), name.size());
-        s.name[name.size()] = '\0';
-        s.state.store(ready, std::memory_order_release);
-        return &s.counters;
-      }
-      // Lost the race: st now holds the winner's state; look again.
+    bool mine = false;
+    if (st == empty && s.state.compare_exchange_strong(st, claiming, std::memory_order_acq_rel)) {
+      s.claimer.store(me, std::memory_order_release);
+      mine = true;
     }
-    // Another process is writing this slot's name: it takes a few
-    // instructions (and a process that died between claim and ready leaves
-    // the slot to nobody: give up on it after a while).
-    for (int spin = 0; st == claiming && spin < 1000; ++spin) {
-      std::this_thread::yield();
+    // Another process is writing this slot's name: wait for it, however
+    // long it is descheduled (moving on would give the name a second slot,
+    // and Prometheus refuses a scrape with a series twice). If it died
+    // mid-claim, take the slot over.
+    for (int spin = 0; !mine && st == claiming; ++spin) {
+      std::int32_t owner = s.claimer.load(std::memory_order_acquire);
+      if (process_gone(owner) &&
+          s.claimer.compare_exchange_strong(owner, me, std::memory_order_acq_rel)) {
+        mine = true;
+        break;
+      }
+      if (spin < 100)
+        std::this_thread::yield();
+      else
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
       st = s.state.load(std::memory_order_acquire);
+    }
+    if (mine) {
+      std::memcpy(s.name, name.data(), name.size());
+      s.name[name.size()] = '\0';
+      s.state.store(ready, std::memory_order_release);
+      return &s.counters;
     }
     if (st == ready && std::string_view(s.name) == name) return &s.counters;
   }
   return nullptr;
+}
+
+SharedState::Worker* SharedState::claim_worker() noexcept {
+  auto me = std::int32_t(::getpid());
+  for (auto& w : workers) {
+    std::int32_t pid = w.pid.load(std::memory_order_acquire);
+    if ((pid == 0 || process_gone(pid)) &&
+        w.pid.compare_exchange_strong(pid, me, std::memory_order_acq_rel)) {
+      // A dead worker's figures go with it (its counters in the totals stay).
+      w.connections.store(0, std::memory_order_relaxed);
+      w.accepted.store(0, std::memory_order_relaxed);
+      w.loop_stalls.store(0, std::memory_order_relaxed);
+      w.loaded.store(generation(), std::memory_order_release);
+      return &w;
+    }
+  }
+  return nullptr;
+}
+
+void SharedState::release_worker(Worker* w) noexcept {
+  if (w) w->pid.store(0, std::memory_order_release);
 }
 
 std::uint32_t SharedState::announce_deploy() noexcept {
@@ -83,8 +123,6 @@ std::uint32_t SharedState::announce_deploy() noexcept {
   futex(&generation_, FUTEX_WAKE, INT32_MAX, nullptr);
   return gen;
 }
-
-void SharedState::wake() noexcept { futex(&generation_, FUTEX_WAKE, INT32_MAX, nullptr); }
 
 std::uint32_t SharedState::wait_for_change(std::uint32_t seen, int timeout_ms) noexcept {
   timespec ts{timeout_ms / 1000, long(timeout_ms % 1000) * 1'000'000};
@@ -102,8 +140,7 @@ bool SharedState::wait_until_loaded(std::uint32_t gen, int timeout_ms) const noe
       if (pid <= 0) continue;
       // A worker that died (and is being replaced) loads the newest table
       // when it starts: it is not waited for.
-      if (std::int32_t(w.loaded.load(std::memory_order_acquire) - gen) < 0 &&
-          (::kill(pid, 0) == 0 || errno != ESRCH)) {
+      if (std::int32_t(w.loaded.load(std::memory_order_acquire) - gen) < 0 && !process_gone(pid)) {
         all = false;
         break;
       }

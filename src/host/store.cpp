@@ -16,7 +16,8 @@ namespace atl::host {
 namespace {
 void make_dir(const std::string& d) {
   if (::mkdir(d.c_str(), 0755) != 0 && errno != EEXIST)
-    throw std::runtime_error("content store: cannot create '" + d + "': " + std::strerror(errno));
+    throw std::system_error(errno, std::generic_category(),
+                            "content store: cannot create '" + d + "'");
 }
 }  // namespace
 
@@ -78,20 +79,22 @@ void ContentStore::write_blob(std::string_view hash, std::string_view bytes) {
     ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      int e = errno;
+      int e = n == 0 ? EIO : errno;
       ::close(fd);
       ::unlink(tmp.c_str());
       throw std::system_error(e, std::generic_category(), "content store: cannot write a blob");
     }
     off += std::size_t(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int e = errno;
+  // Close in any case (a full disk often shows first at fsync).
+  int e = ::fsync(fd) != 0 ? errno : 0;
+  if (::close(fd) != 0 && !e) e = errno;
+  if (e) {
     ::unlink(tmp.c_str());
     throw std::system_error(e, std::generic_category(), "content store: cannot sync a blob");
   }
   if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
-    int e = errno;
+    e = errno;
     ::unlink(tmp.c_str());
     throw std::system_error(e, std::generic_category(), "content store: cannot rename a blob");
   }

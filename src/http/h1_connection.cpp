@@ -282,7 +282,10 @@ Task<Http1Conn::Head> Http1Conn::read_head() {
       }
     }
     Fill got = fill_now(0);
-    if (got == Fill::wait) got = co_await fill(0) ? Fill::got : Fill::failed;
+    if (got == Fill::wait) {
+      bool ok = co_await fill(0);  // (on its own line: GCC 12, docs/coding-notes.md)
+      got = ok ? Fill::got : Fill::failed;
+    }
     if (got == Fill::failed) {
       sock_.set_deadline(0);
       if (fill_error_ == ETIMEDOUT && deadline) {

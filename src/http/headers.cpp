@@ -91,6 +91,16 @@ namespace {
 // "name: value\r\n" appended with one size change: headers are added on
 // every response, so this avoids four appends' capacity checks.
 void append_line(std::string& wire, std::string_view name, std::string_view value) {
+  // A value read from these same headers (add("X", get("Y"))) would be freed
+  // by the resize below: copy it first.
+  auto inside = [&](std::string_view v) {
+    return !v.empty() && v.data() >= wire.data() && v.data() < wire.data() + wire.size();
+  };
+  if (inside(name) || inside(value)) {
+    std::string n(name), v(value);
+    append_line(wire, n, v);
+    return;
+  }
   std::size_t at = wire.size();
   wire.resize(at + name.size() + value.size() + 4);
   char* p = wire.data() + at;

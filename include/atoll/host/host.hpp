@@ -23,7 +23,6 @@
 // | inline_max      | 16 KiB       | small files served from memory: no syscall but the write |
 // | inline_total    | 64 MiB / loop| bounds that memory                                        |
 // | shared          | own          | counters and deploy wake-ups shared by the workers        |
-// | worker_index    | 0            | this worker's slot in `shared`                            |
 #include <atoll/host/database.hpp>
 #include <atoll/host/shared_state.hpp>
 #include <atoll/host/store.hpp>
@@ -48,8 +47,6 @@ struct HostOptions {
   /// Shared with the other workers (SharedState::create() in the master,
   /// before the fork); null: this Host makes its own.
   std::shared_ptr<SharedState> shared;
-  /// This worker's slot in `shared` (0 to SharedState::max_workers - 1).
-  unsigned worker_index = 0;
 };
 
 class Host {

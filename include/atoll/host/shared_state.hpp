@@ -44,7 +44,8 @@ class SharedState {
   /// Null when all max_sites slots are taken (that site is then counted in
   /// the totals only).
   SiteCounters* site(std::string_view name) noexcept;
-  /// Calls f(name, counters) for every site that has counters.
+  /// Calls f(name, counters) for every site that has counters (once per
+  /// name: see site()).
   template <class F>
   void for_each_site(F&& f) const {
     for (const auto& s : sites_)
@@ -55,30 +56,35 @@ class SharedState {
   // Totals over every worker.
   std::array<std::atomic<std::uint64_t>, latency_buckets_ms.size() + 1> latency;
   std::atomic<std::uint64_t> latency_count;
-  std::atomic<std::uint64_t> latency_sum_us;
+  std::atomic<std::uint64_t> latency_sum_ns;
   std::atomic<std::uint64_t> cache_hits, cache_misses, db_errors, unknown_host;
   /// Bumped by a cache purge: every loop of every worker drops its resolver
   /// cache when it sees a new value.
   std::atomic<std::uint64_t> purge_epoch;
 
-  /// One worker's figures, written by that worker (slot = its index).
+  /// One worker's figures, written by that worker. A worker claims a free
+  /// slot (or one whose process died) when it starts and frees it when it
+  /// stops: during a reload the old and the new worker of one index each
+  /// have their own.
   struct Worker {
-    std::atomic<std::int32_t> pid;           // 0: never started
+    std::atomic<std::int32_t> pid;           // 0: free
     std::atomic<std::uint32_t> loaded;       // the deploy generation it has loaded
     std::atomic<std::uint64_t> connections;  // open now (refreshed every poll)
     std::atomic<std::uint64_t> accepted;
     std::atomic<std::uint64_t> loop_stalls;
   };
   std::array<Worker, max_workers> workers;
+  /// Claims a worker slot for this process; null if all are taken by live
+  /// processes. release_worker() frees it.
+  Worker* claim_worker() noexcept;
+  void release_worker(Worker* w) noexcept;
 
   /// The deploy generation; announce_deploy() bumps it and wakes waiters.
   std::uint32_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
   std::uint32_t announce_deploy() noexcept;
-  /// Sleeps until the generation differs from `seen`, `timeout_ms` passes,
-  /// or wake() is called; returns the generation then.
+  /// Sleeps until the generation differs from `seen` or `timeout_ms`
+  /// passes; returns the generation then.
   std::uint32_t wait_for_change(std::uint32_t seen, int timeout_ms) noexcept;
-  /// Wakes every wait_for_change() (a process that stops its watcher).
-  void wake() noexcept;
   /// Waits until every live worker (pid set and running) has loaded
   /// generation `gen`, or `timeout_ms` passes; false on timeout.
   bool wait_until_loaded(std::uint32_t gen, int timeout_ms) const noexcept;
@@ -87,6 +93,7 @@ class SharedState {
   static constexpr std::uint32_t empty = 0, claiming = 1, ready = 2;
   struct SiteSlot {
     std::atomic<std::uint32_t> state;
+    std::atomic<std::int32_t> claimer;  // the pid writing the name (while claiming)
     char name[64];
     SiteCounters counters;
   };

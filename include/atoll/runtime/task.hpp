@@ -7,6 +7,7 @@
 // through a scheduler. An exception thrown inside propagates to the awaiter.
 #include <atoll/runtime/frame_allocator.hpp>
 
+#include <cassert>
 #include <coroutine>
 #include <exception>
 #include <new>
@@ -131,6 +132,7 @@ class [[nodiscard]] Task {
         if constexpr (std::is_void_v<T>) {
           if (!h) return;  // a Task<void>{} has nothing to run: done
         }
+        assert(h && "awaiting an empty Task<T> that has no value");
         return h.promise().take();
       }
     };
