@@ -179,6 +179,7 @@ struct Host::Impl {
     me->connections.store(i.total(), std::memory_order_relaxed);
     me->accepted.store(i.accepted, std::memory_order_relaxed);
     me->loop_stalls.store(i.loop_stalls, std::memory_order_relaxed);
+    me->loop_lag_ms.store(i.max_lag_ms(), std::memory_order_relaxed);
   }
 
   std::shared_ptr<const SiteTable> current() {
@@ -666,6 +667,7 @@ std::string Host::metrics(const net::ServerInfo* server) const {
     impl_->me->connections.store(server->total(), std::memory_order_relaxed);
     impl_->me->accepted.store(server->accepted, std::memory_order_relaxed);
     impl_->me->loop_stalls.store(server->loop_stalls, std::memory_order_relaxed);
+    impl_->me->loop_lag_ms.store(server->max_lag_ms(), std::memory_order_relaxed);
   }
   std::string out;
   out +=
@@ -710,6 +712,9 @@ std::string Host::metrics(const net::ServerInfo* server) const {
   // Per worker: what each published at its last poll (this one: just now).
   std::string conns =
       "# HELP atoll_connections Open connections, by worker.\n# TYPE atoll_connections gauge\n";
+  std::string lag =
+      "# HELP atoll_loop_lag_seconds Worst loop lag of each worker over the last 10-20 s.\n"
+      "# TYPE atoll_loop_lag_seconds gauge\n";
   std::uint64_t accepted = 0, stalls = 0;
   bool any = false;
   for (std::size_t w = 0; w < sh.workers.size(); ++w) {
@@ -719,11 +724,14 @@ std::string Host::metrics(const net::ServerInfo* server) const {
     any = true;
     conns += fmt::format("atoll_connections{{worker=\"{}\"}} {}\n", w,
                          slot.connections.load(std::memory_order_relaxed));
+    lag += fmt::format("atoll_loop_lag_seconds{{worker=\"{}\"}} {:.3f}\n", w,
+                       double(slot.loop_lag_ms.load(std::memory_order_relaxed)) / 1000);
     accepted += slot.accepted.load(std::memory_order_relaxed);
     stalls += slot.loop_stalls.load(std::memory_order_relaxed);
   }
   if (any) {
     out += conns;
+    out += lag;
     out += fmt::format(
         "# TYPE atoll_connections_accepted_total counter\natoll_connections_accepted_total {}\n",
         accepted);

@@ -107,6 +107,7 @@ SharedState::Worker* SharedState::claim_worker() noexcept {
       w.connections.store(0, std::memory_order_relaxed);
       w.accepted.store(0, std::memory_order_relaxed);
       w.loop_stalls.store(0, std::memory_order_relaxed);
+      w.loop_lag_ms.store(0, std::memory_order_relaxed);
       w.loaded.store(generation(), std::memory_order_release);
       return &w;
     }

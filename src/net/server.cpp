@@ -156,6 +156,7 @@ void Server::open_listeners() {
     ls->index = i;
     ls->loop = std::make_unique<runtime::Loop>(i);
     ls->loop->set_lag_threshold(options_.lag_threshold_ms);
+    ls->loop->set_lag_probe(options_.lag_probe_ms);
     loops_.push_back(std::move(ls));
   }
   auto add = [&](LoopState& ls, int fd, const Endpoint& ep) {
@@ -508,6 +509,7 @@ ServerInfo Server::info() const {
   for (auto& ls : loops_) {
     info.connections.push_back(ls->connections.load(std::memory_order_relaxed));
     info.loop_stalls += ls->loop->stalls();
+    info.loop_lag_ms.push_back(ls->loop->lag_ms());
   }
   info.accepted = accepted_.load();
   info.handler_exceptions = exceptions_.load();

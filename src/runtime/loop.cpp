@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -258,6 +259,31 @@ void Loop::disarm(TimerNode& node) noexcept {
     heap_.pop_back();
   }
   node.heap_index = TimerNode::not_armed;
+}
+
+void Loop::set_lag_probe(std::int64_t interval_ms) {
+  lag_probe_interval_ms_ = interval_ms;
+  if (interval_ms <= 0) {
+    disarm(lag_probe_);
+    return;
+  }
+  lag_probe_.owner = this;
+  lag_probe_.fire = [](TimerNode* n) {
+    auto* loop = static_cast<Loop*>(n->owner);
+    std::int64_t late = std::max<std::int64_t>(0, monotonic_ms() - n->when_ms);
+    // Reported: the worst of this window of 20 probes and the last one, so
+    // a spike stays visible for 20-40 probes, whenever it is read.
+    loop->lag_window_max_ = std::max(loop->lag_window_max_, late);
+    if (++loop->lag_window_probes_ == 20) {
+      loop->lag_previous_max_ = loop->lag_window_max_;
+      loop->lag_window_max_ = 0;
+      loop->lag_window_probes_ = 0;
+    }
+    loop->lag_ms_.store(std::max(loop->lag_window_max_, loop->lag_previous_max_),
+                        std::memory_order_relaxed);
+    loop->arm(*n, loop->now_ms_ + loop->lag_probe_interval_ms_);
+  };
+  arm(lag_probe_, monotonic_ms() + interval_ms);
 }
 
 void Loop::fire_timers() {

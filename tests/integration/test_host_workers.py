@@ -67,6 +67,9 @@ class WorkersTest(unittest.TestCase):
             self.assertEqual(self.metric(text, key) - before[0], n)
             workers = re.findall(r'^atoll_connections\{worker="(\d+)"\} \d+$', text, re.M)
             self.assertEqual(sorted(workers), [str(w) for w in range(WORKERS)])
+            lags = re.findall(r'^atoll_loop_lag_seconds\{worker="(\d+)"\} (\d+\.\d{3})$', text, re.M)
+            self.assertEqual(sorted(w for w, _ in lags), [str(w) for w in range(WORKERS)])
+            self.assertTrue(all(float(v) < 60 for _, v in lags), lags)
 
     def test_a_deploy_is_live_in_every_worker_when_the_api_answers(self):
         for version in range(1, 6):

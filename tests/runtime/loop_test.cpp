@@ -284,6 +284,31 @@ TEST(Loop, WatchdogCountsATaskThatBlocksTheLoop) {
   EXPECT_GE(loop.max_lag_ms(), 200);
 }
 
+TEST(Loop, TheLagProbeMeasuresALoopHeldByABlockingCall) {
+  Loop loop;
+  loop.set_lag_probe(10);
+  std::int64_t seen = -1;
+  auto blocker = [&]() -> Task<> {
+    co_await sleep_for(1);
+    ::usleep(80'000);        // the probe falls due while the loop is held
+    co_await sleep_for(20);  // the probe runs, late, as soon as the loop is free
+    seen = loop.lag_ms();
+  };
+  loop.run_until_complete(blocker());
+  // At least the part of the 80 ms hold that followed the probe's due time.
+  EXPECT_GE(seen, 60);
+}
+
+TEST(Loop, TheLagProbeIsOffByDefault) {
+  Loop loop;
+  loop.run_until_complete([]() -> Task<> {
+    co_await sleep_for(1);
+    ::usleep(50'000);
+    co_await sleep_for(1);
+  }());
+  EXPECT_EQ(loop.lag_ms(), 0);
+}
+
 TEST(Loop, WatchdogIgnoresShortResumptions) {
   Loop loop;
   // A threshold far above what a loaded 2-core machine can add by itself.

@@ -72,6 +72,7 @@ class SharedState {
     std::atomic<std::uint64_t> connections;  // open now (refreshed every poll)
     std::atomic<std::uint64_t> accepted;
     std::atomic<std::uint64_t> loop_stalls;
+    std::atomic<std::int64_t> loop_lag_ms;  // the worst of its loops at the last probe
   };
   std::array<Worker, max_workers> workers;
   /// Claims a worker slot for this process; null if all are taken by live

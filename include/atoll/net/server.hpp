@@ -21,6 +21,7 @@
 // | io_timeout_ms       | 60000          | a peer that stops reading or writing frees its slot   |
 // | drain_timeout_ms    | 10000          | stop() finishes in-flight work, but not forever       |
 // | lag_threshold_ms    | 100            | watchdog: a handler holding its loop this long is named|
+// | lag_probe_ms        | 500            | how often each loop measures its lag (info().loop_lag)|
 // | telemetry           | nullptr        | hooks; free when unset                                |
 #include <atoll/net/address.hpp>
 #include <atoll/net/socket.hpp>
@@ -53,6 +54,7 @@ struct ServerOptions {
   std::int64_t io_timeout_ms = 60'000;
   std::int64_t drain_timeout_ms = 10'000;
   std::int64_t lag_threshold_ms = 100;
+  std::int64_t lag_probe_ms = 500;
   Telemetry* telemetry = nullptr;
   /// Listening descriptors to adopt instead of binding (inherited from a
   /// supervisor or systemd). Each is shared by every loop.
@@ -74,6 +76,14 @@ struct ServerInfo {
   std::uint64_t handler_exceptions = 0;
   std::uint64_t accept_errors = 0;
   std::uint64_t loop_stalls = 0;
+  /// Per loop: the worst lateness of its lag probe over the last 20-40
+  /// probes (ServerOptions::lag_probe_ms: 10-20 s by default), in ms.
+  std::vector<std::int64_t> loop_lag_ms;
+  std::int64_t max_lag_ms() const {
+    std::int64_t m = 0;
+    for (auto l : loop_lag_ms) m = l > m ? l : m;
+    return m;
+  }
   std::size_t total() const {
     std::size_t n = 0;
     for (auto c : connections) n += c;

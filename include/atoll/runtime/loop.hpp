@@ -123,6 +123,14 @@ class Loop {
   std::int64_t max_lag_ms() const noexcept { return max_lag_ms_.load(std::memory_order_relaxed); }
   std::uint64_t task_failures() const noexcept { return task_failures_; }
 
+  /// Loop lag: every `interval_ms` a timer notes how late the loop got to
+  /// it; a loop that is saturated, or held by a blocking call, runs it late.
+  /// Call before run() or on the loop's thread; 0 (the default) is off.
+  void set_lag_probe(std::int64_t interval_ms);
+  /// The worst lateness of the probe over the last 20-40 probes, in ms (0
+  /// until one has run). Any thread.
+  std::int64_t lag_ms() const noexcept { return lag_ms_.load(std::memory_order_relaxed); }
+
   unsigned index() const noexcept { return index_; }
 
  private:
@@ -164,6 +172,11 @@ class Loop {
   std::int64_t lag_threshold_ms_ = 100;
   std::atomic<std::uint64_t> stalls_{0};
   std::atomic<std::int64_t> max_lag_ms_{0};
+  TimerNode lag_probe_;
+  std::int64_t lag_probe_interval_ms_ = 0;
+  std::atomic<std::int64_t> lag_ms_{0};
+  std::int64_t lag_window_max_ = 0, lag_previous_max_ = 0;
+  int lag_window_probes_ = 0;
 };
 
 /// Suspends the current task for `ms` milliseconds on its loop.
