@@ -63,56 +63,6 @@ struct Cache {
   std::size_t inline_bytes = 0;
 };
 
-struct Range {
-  std::uint64_t first, last;  // inclusive
-};
-
-// Parses "bytes=0-99,200-" against `size`. Returns false if the header is not
-// a byte range set we understand (then the whole file is served); an empty
-// result means nothing was satisfiable (416).
-bool parse_ranges(std::string_view h, std::uint64_t size, std::size_t max,
-                  std::vector<Range>& out) {
-  if (!h.starts_with("bytes=")) return false;
-  h.remove_prefix(6);
-  std::size_t count = 0;
-  while (!h.empty()) {
-    std::size_t comma = h.find(',');
-    std::string_view spec = h.substr(0, comma);
-    h = comma == std::string_view::npos ? std::string_view{} : h.substr(comma + 1);
-    while (!spec.empty() && spec.front() == ' ') spec.remove_prefix(1);
-    while (!spec.empty() && spec.back() == ' ') spec.remove_suffix(1);
-    if (spec.empty()) continue;
-    if (++count > max) return false;
-    std::size_t dash = spec.find('-');
-    if (dash == std::string_view::npos) return false;
-    auto number = [](std::string_view s, std::uint64_t& v) {
-      if (s.empty() || s.size() > 19) return false;
-      v = 0;
-      for (char c : s) {
-        if (c < '0' || c > '9') return false;
-        v = v * 10 + std::uint64_t(c - '0');
-      }
-      return true;
-    };
-    std::uint64_t a = 0, b = 0;
-    if (dash == 0) {  // suffix: the last b bytes
-      if (!number(spec.substr(1), b)) return false;
-      if (b == 0 || size == 0) continue;
-      out.push_back({b >= size ? 0 : size - b, size - 1});
-      continue;
-    }
-    if (!number(spec.substr(0, dash), a)) return false;
-    if (dash + 1 == spec.size())
-      b = size ? size - 1 : 0;
-    else if (!number(spec.substr(dash + 1), b))
-      return false;
-    if (b < a) return false;
-    if (a >= size) continue;
-    out.push_back({a, std::min(b, size - 1)});
-  }
-  return true;
-}
-
 class StaticFiles {
  public:
   explicit StaticFiles(StaticOptions o) : opt_(std::move(o)) {
@@ -366,7 +316,7 @@ Task<> StaticFiles::serve(Conn& c, const App* next) {
     bool honour = true;
     if (auto if_range = c.header("if-range"); !if_range.empty())
       honour = if_range == v.etag || if_range == e->last_modified;
-    std::vector<Range> ranges;
+    std::vector<ByteRange> ranges;
     if (honour && parse_ranges(range, v.size, opt_.max_ranges, ranges)) {
       if (ranges.empty()) {
         h.set("Content-Range", "bytes */" + std::to_string(v.size));
