@@ -125,6 +125,59 @@ std::string accepted_types(const BodyParserOptions& opt) {
                "; this endpoint takes " + accepted_types(opt));
 }
 
+// What the Content-Type asks for, decided before the body is read.
+struct BodyPlan {
+  ParsedBody::Kind kind = ParsedBody::Kind::none;
+  std::size_t limit = 0;  // the body limit for that kind
+  std::string boundary;   // multipart; owned, so it outlives the header across the read
+};
+
+BodyPlan plan_body(std::string_view header, const BodyParserOptions& opt) {
+  auto type = detail::parse_header_params(header);
+  if (!type) throw HttpError(400, "malformed Content-Type header");
+  BodyPlan plan;
+  if (opt.json && is_json_type(type->value)) {
+    // RFC 8259 §8.1: JSON between systems is UTF-8.
+    if (auto charset = type->get("charset"); charset && !iequals(*charset, "utf-8"))
+      throw HttpError(415, "JSON must be UTF-8, not '" + std::string(charset->substr(0, 50)) + "'");
+    plan.kind = ParsedBody::Kind::json;
+    plan.limit = opt.json_limit;
+  } else if (opt.form && iequals(type->value, "application/x-www-form-urlencoded")) {
+    plan.kind = ParsedBody::Kind::form;
+    plan.limit = opt.form_limit;
+  } else if (opt.multipart && iequals(type->value, "multipart/form-data")) {
+    auto boundary = type->get("boundary");
+    if (!boundary || boundary->empty() || boundary->size() > 70)
+      throw HttpError(400, "multipart/form-data needs a boundary parameter of 1 to 70 characters");
+    plan.kind = ParsedBody::Kind::multipart;
+    plan.limit = opt.multipart_limit;
+    plan.boundary = std::string(*boundary);
+  } else if (opt.required) {
+    unsupported(type->value, opt);
+  }
+  return plan;
+}
+
+// Parses `body` (within the plan's limit) into `out`; its kind is set once
+// the whole body has parsed.
+void parse_planned(const BodyPlan& plan, std::string_view body, const BodyParserOptions& opt,
+                   ParsedBody& out) {
+  switch (plan.kind) {
+    case ParsedBody::Kind::json:
+      out.json = parse_json(body, opt.max_json_depth);
+      break;
+    case ParsedBody::Kind::form:
+      parse_form(body, opt.max_fields, out);
+      break;
+    case ParsedBody::Kind::multipart:
+      detail::parse_multipart(body, plan.boundary, opt, out);
+      break;
+    case ParsedBody::Kind::none:
+      return;
+  }
+  out.kind = plan.kind;
+}
+
 }  // namespace
 
 std::optional<std::string_view> ParsedBody::field(std::string_view name) const noexcept {
@@ -139,6 +192,18 @@ const UploadedFile* ParsedBody::file(std::string_view name) const noexcept {
   return nullptr;
 }
 
+ParsedBody parse_body_bytes(std::string_view content_type, std::string_view body,
+                            const BodyParserOptions& opt) {
+  ParsedBody parsed;
+  BodyPlan plan = plan_body(content_type, opt);
+  if (plan.kind == ParsedBody::Kind::none) return parsed;
+  if (body.size() > plan.limit)
+    throw HttpError(413,
+                    "request body is over the limit of " + std::to_string(plan.limit) + " bytes");
+  parse_planned(plan, body, opt, parsed);
+  return parsed;
+}
+
 Task<> parse_body(Conn& c, const BodyParserOptions& opt) {
   if (c.find_assign<ParsedBody>()) co_return;
   ParsedBody& parsed = c.assign<ParsedBody>();
@@ -146,32 +211,11 @@ Task<> parse_body(Conn& c, const BodyParserOptions& opt) {
   if (auto coding = c.header("content-encoding"); !coding.empty() && !iequals(coding, "identity"))
     throw HttpError(415, "request Content-Encoding '" + std::string(coding.substr(0, 50)) +
                              "' is not accepted; send the body uncompressed");
-  std::string_view header = c.header("content-type");
-  auto type = detail::parse_header_params(header);
-  if (!type) throw HttpError(400, "malformed Content-Type header");
-
-  if (opt.json && is_json_type(type->value)) {
-    // RFC 8259 §8.1: JSON between systems is UTF-8.
-    if (auto charset = type->get("charset"); charset && !iequals(*charset, "utf-8"))
-      throw HttpError(415, "JSON must be UTF-8, not '" + std::string(charset->substr(0, 50)) + "'");
-    std::string body = co_await c.read_body(opt.json_limit);
-    parsed.json = parse_json(body, opt.max_json_depth);
-    parsed.kind = ParsedBody::Kind::json;
-  } else if (opt.form && iequals(type->value, "application/x-www-form-urlencoded")) {
-    std::string body = co_await c.read_body(opt.form_limit);
-    parse_form(body, opt.max_fields, parsed);
-    parsed.kind = ParsedBody::Kind::form;
-  } else if (opt.multipart && iequals(type->value, "multipart/form-data")) {
-    auto boundary = type->get("boundary");
-    if (!boundary || boundary->empty() || boundary->size() > 70)
-      throw HttpError(400, "multipart/form-data needs a boundary parameter of 1 to 70 characters");
-    std::string bound(*boundary);  // the header's bytes stay, but own it across the read anyway
-    std::string body = co_await c.read_body(opt.multipart_limit);
-    detail::parse_multipart(body, bound, opt, parsed);
-    parsed.kind = ParsedBody::Kind::multipart;
-  } else if (opt.required) {
-    unsupported(type->value, opt);
-  }
+  // The type is judged before the body is read: a wrong one costs no upload.
+  BodyPlan plan = plan_body(c.header("content-type"), opt);
+  if (plan.kind == ParsedBody::Kind::none) co_return;
+  std::string body = co_await c.read_body(plan.limit);
+  parse_planned(plan, body, opt, parsed);
 }
 
 Middleware body_parser(BodyParserOptions options) {

@@ -309,3 +309,36 @@ TEST(BodyParser, ParsesOnce) {
   HttpTestServer s(web::pipeline({web::body_parser()}, app));
   EXPECT_EQ(post(s.port(), "application/json", "[1]").body, "json\n[1]\n");
 }
+
+// --- without a connection -----------------------------------------------------------
+
+TEST(BodyParser, ParsesBytesInMemory) {
+  auto form = web::parse_body_bytes("application/x-www-form-urlencoded", "a=1&b=x+y");
+  EXPECT_EQ(form.kind, ParsedBody::Kind::form);
+  EXPECT_EQ(form.field("b"), "x y");
+
+  auto parts = web::parse_body_bytes("multipart/form-data; boundary=B",
+                                     multipart("B", {field_part("n", "v")}));
+  EXPECT_EQ(parts.kind, ParsedBody::Kind::multipart);
+  EXPECT_EQ(parts.field("n"), "v");
+
+  EXPECT_EQ(web::parse_body_bytes("text/plain", "x").kind, ParsedBody::Kind::none);
+  EXPECT_EQ(web::parse_body_bytes("application/json", "[1]").json, nlohmann::json::array({1}));
+}
+
+TEST(BodyParser, BytesInMemoryKeepTheErrorsAndLimits) {
+  auto status = [](std::string_view type, std::string_view body, web::BodyParserOptions o = {}) {
+    try {
+      web::parse_body_bytes(type, body, o);
+      return 200;
+    } catch (const http::HttpError& e) {
+      return e.status();
+    }
+  };
+  EXPECT_EQ(status("application/x-www-form-urlencoded", "a=%zz"), 400);
+  EXPECT_EQ(status("application/x-www-form-urlencoded", "a=12345", {.form_limit = 4}), 413);
+  EXPECT_EQ(status("multipart/form-data", "--B\r\n"), 400);  // no boundary parameter
+  EXPECT_EQ(status("application/json; charset=latin1", "1"), 415);
+  EXPECT_EQ(status("text/plain", "x", {.required = true}), 415);
+  EXPECT_EQ(status("text/plain; =x", "x"), 400);
+}

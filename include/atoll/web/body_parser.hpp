@@ -93,6 +93,12 @@ struct BodyParserOptions {
 /// second call finds it parsed). Throws http::HttpError 400, 413 or 415.
 Task<> parse_body(Conn& c, const BodyParserOptions& options = {});
 
+/// Parses a body already in memory as parse_body() parses a request's, given
+/// its Content-Type header value (the parsers with no Conn: tests, fuzzing).
+/// A body over its type's limit is a 413; Content-Encoding is not looked at.
+ParsedBody parse_body_bytes(std::string_view content_type, std::string_view body,
+                            const BodyParserOptions& options = {});
+
 /// parse_body() before the rest of the pipeline.
 Middleware body_parser(BodyParserOptions options = {});
 
