@@ -1,8 +1,6 @@
 #include <atoll/http/date.hpp>
 
-#include <cstring>
 #include <ctime>
-#include <string>
 
 namespace atl::http {
 
@@ -58,9 +56,13 @@ std::string_view http_date_now() noexcept {
 }
 
 std::optional<long> parse_http_date(std::string_view s) noexcept {
-  // "Sun, 06 Nov 1994 08:49:37 GMT": fixed width, 29 bytes.
-  static constexpr const char* months = "JanFebMarAprMayJunJulAugSepOctNovDec";
-  if (s.size() != 29 || s[3] != ',' || s[4] != ' ' || s.substr(25) != " GMT") return std::nullopt;
+  // "Sun, 06 Nov 1994 08:49:37 GMT": fixed width, 29 bytes. Only what
+  // format_http_date() writes is taken (the day name aside: the date fixes
+  // it), so two different strings never name the same second by accident.
+  static constexpr std::string_view months = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  if (s.size() != 29 || s.substr(3, 2) != ", " || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' ||
+      s[19] != ':' || s[22] != ':' || s.substr(25) != " GMT")
+    return std::nullopt;
   auto num = [&](std::size_t at, std::size_t n) -> int {
     int v = 0;
     for (std::size_t i = 0; i < n; ++i) {
@@ -70,18 +72,24 @@ std::optional<long> parse_http_date(std::string_view s) noexcept {
     }
     return v;
   };
+  std::size_t month = months.find(s.substr(8, 3));
+  if (month == std::string_view::npos || month % 3) return std::nullopt;
   std::tm tm{};
   tm.tm_mday = num(5, 2);
-  const char* m = std::strstr(months, std::string(s.substr(8, 3)).c_str());
-  if (!m || (m - months) % 3) return std::nullopt;
-  tm.tm_mon = int(m - months) / 3;
+  tm.tm_mon = int(month / 3);
   tm.tm_year = num(12, 4) - 1900;
   tm.tm_hour = num(17, 2);
   tm.tm_min = num(20, 2);
   tm.tm_sec = num(23, 2);
   if (tm.tm_mday < 1 || tm.tm_year < 0 || tm.tm_hour < 0 || tm.tm_min < 0 || tm.tm_sec < 0)
     return std::nullopt;
-  return long(timegm(&tm));
+  const std::tm given = tm;
+  long t = long(timegm(&tm));
+  // timegm() quietly carries "31 Feb" or "24:00:00" into another date: refuse them.
+  if (tm.tm_mday != given.tm_mday || tm.tm_mon != given.tm_mon || tm.tm_year != given.tm_year ||
+      tm.tm_hour != given.tm_hour || tm.tm_min != given.tm_min || tm.tm_sec != given.tm_sec)
+    return std::nullopt;
+  return t;
 }
 
 }  // namespace atl::http

@@ -8,7 +8,8 @@ namespace atl::http {
 std::string_view http_date_now() noexcept;
 /// Formats `t` (seconds since the epoch) as an IMF-fixdate into `out` (29 bytes).
 void format_http_date(long t, char* out) noexcept;
-/// Parses an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"); nullopt otherwise
-/// (the obsolete RFC 850 and asctime forms are not accepted).
+/// Parses an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") of a year from
+/// 1900 to 9999; nullopt otherwise: a field out of range ("31 Feb", "24:00"),
+/// and the obsolete RFC 850 and asctime forms, are not accepted.
 std::optional<long> parse_http_date(std::string_view text) noexcept;
 }  // namespace atl::http
