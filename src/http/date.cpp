@@ -1,5 +1,6 @@
 #include <atoll/http/date.hpp>
 
+#include <algorithm>
 #include <ctime>
 
 namespace atl::http {
@@ -8,7 +9,11 @@ void format_http_date(long t, char* out) noexcept {
   static constexpr char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
   static constexpr char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  std::time_t tt = t;
+  // Four year digits and parse_http_date() take 1900 to 9999: a time outside
+  // (a file dated by a broken clock) is written as the nearest end. Unclamped,
+  // a far year wrote bytes that are no date, and one past gmtime_r()'s range
+  // indexed the day and month names with uninitialised fields.
+  std::time_t tt = std::clamp(t, -2208988800L, 253402300799L);
   std::tm tm;
   gmtime_r(&tt, &tm);
   auto two = [](char* p, int v) {

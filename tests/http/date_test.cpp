@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 
 using atl::http::format_http_date;
@@ -73,4 +74,18 @@ TEST(HttpDate, RefusesFieldsOutOfRange) {
            "Sun, 29 Feb 2023 08:49:37 GMT",
        })
     EXPECT_EQ(parse_http_date(bad), std::nullopt) << bad;
+}
+
+// Caught by header_fuzz's format check: a time past gmtime_r()'s range left
+// the broken-down time uninitialised and indexed the month names with it
+// (UBSan: index out of bounds), and a year past 9999 or before 0 wrote bytes
+// that are no date.
+TEST(HttpDate, FormatsTimesOutOfRangeAsItsEnds) {
+  EXPECT_EQ(formatted(253402300799L), "Fri, 31 Dec 9999 23:59:59 GMT");
+  EXPECT_EQ(formatted(253402300800L), "Fri, 31 Dec 9999 23:59:59 GMT");
+  EXPECT_EQ(formatted(100000000000000000L), "Fri, 31 Dec 9999 23:59:59 GMT");
+  EXPECT_EQ(formatted(std::numeric_limits<long>::max()), "Fri, 31 Dec 9999 23:59:59 GMT");
+  EXPECT_EQ(formatted(-2208988800L), "Mon, 01 Jan 1900 00:00:00 GMT");
+  EXPECT_EQ(formatted(-100000000000L), "Mon, 01 Jan 1900 00:00:00 GMT");
+  EXPECT_EQ(formatted(std::numeric_limits<long>::min()), "Mon, 01 Jan 1900 00:00:00 GMT");
 }
