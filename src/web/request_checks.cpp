@@ -91,7 +91,9 @@ bool parse_ranges(std::string_view h, std::uint64_t size, std::size_t max,
     if (a >= size) continue;
     out.push_back({a, std::min(b, size - 1)});
   }
-  return true;
+  // "bytes=" or "bytes=," names no range at all: not a valid byte-range-set
+  // (RFC 9110 §14.1.2, 1#range-spec), so the header is ignored, not a 416.
+  return count > 0;
 }
 
 }  // namespace atl::web
