@@ -12,12 +12,14 @@ sees only what it published.
 """
 
 import http.client
+import io
 import json
 import os
 import re
 import shutil
 import sqlite3
 import subprocess
+import tarfile
 import tempfile
 
 from atoll_proc import AtollProcess, binary
@@ -45,6 +47,25 @@ def write_site(root, files):
         with open(path, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
     return root
+
+
+def tar_gz(entries):
+    """A .tar.gz for a deploy. entries: {name: bytes}, or a sequence of
+    (name, bytes) for files and (name, tarfile type, linkname) for links,
+    devices and the like."""
+    if isinstance(entries, dict):
+        entries = entries.items()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.GNU_FORMAT) as t:
+        for e in entries:
+            info = tarfile.TarInfo(e[0])
+            if len(e) == 2:
+                info.size = len(e[1])
+                t.addfile(info, io.BytesIO(e[1]))
+            else:
+                info.type, info.linkname = e[1], e[2]
+                t.addfile(info)
+    return buf.getvalue()
 
 
 class Response:

@@ -7,35 +7,19 @@ after): archives with '..', absolute paths or links, uploads over
 import gzip
 import hashlib
 import http.client
-import io
 import os
 import shutil
 import tarfile
 import tempfile
 import unittest
 
-from site_host import SiteHost
+from site_host import SiteHost, tar_gz
 
 MAX_UPLOAD = 256 * 1024  # --max-upload for this server: small, so 413s are cheap
 
 
 def sha(data):
     return hashlib.sha256(data).hexdigest()
-
-
-def tar_gz(entries):
-    """entries: (name, bytes) for files, or (name, tarfile type, linkname)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.GNU_FORMAT) as t:
-        for e in entries:
-            info = tarfile.TarInfo(e[0])
-            if len(e) == 2:
-                info.size = len(e[1])
-                t.addfile(info, io.BytesIO(e[1]))
-            else:
-                info.type, info.linkname = e[1], e[2]
-                t.addfile(info)
-    return buf.getvalue()
 
 
 class HostAdminTest(unittest.TestCase):

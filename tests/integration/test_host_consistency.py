@@ -7,17 +7,15 @@ connection a path never goes back to an older version."""
 import gzip
 import hashlib
 import http.client
-import io
 import os
 import re
 import shutil
-import tarfile
 import tempfile
 import threading
 import time
 import unittest
 
-from site_host import SiteHost, write_site
+from site_host import SiteHost, tar_gz, write_site
 
 VERSIONS = 24
 CLIENTS = 4
@@ -43,14 +41,7 @@ def version_of(name, body):
 
 
 def archive(version):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as t:
-        for name in REPEAT:
-            data = content(name, version)
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return tar_gz([(name, content(name, version)) for name in REPEAT])
 
 
 class HostConsistencyTest(unittest.TestCase):

@@ -6,25 +6,13 @@ deploy stays live; once it fits again, deploying works.
 Mounting a tmpfs needs root (as the test machines and CI run); without it
 this test fails and says so, rather than pretending to pass."""
 
-import io
 import os
 import shutil
 import subprocess
-import tarfile
 import tempfile
 import unittest
 
-from site_host import SiteHost
-
-
-def tar_gz(files):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.GNU_FORMAT) as t:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+from site_host import SiteHost, tar_gz
 
 
 class DiskFullTest(unittest.TestCase):

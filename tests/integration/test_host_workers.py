@@ -3,26 +3,14 @@
 a deploy through any worker's admin API is served by every worker as soon
 as the API has answered; a cache purge reaches every worker."""
 
-import io
 import re
 import shutil
-import tarfile
 import tempfile
 import unittest
 
-from site_host import SiteHost
+from site_host import SiteHost, tar_gz
 
 WORKERS = 3
-
-
-def tar_gz(files):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.GNU_FORMAT) as t:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 class WorkersTest(unittest.TestCase):
