@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "floor_common.hpp"
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -26,28 +28,8 @@ int main(int argc, char** argv) {
     if (std::string(argv[i]) == "--port") port = std::atoi(argv[i + 1]);
   }
   signal(SIGPIPE, SIG_IGN);
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(std::uint16_t(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(lfd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0 ||
-      listen(lfd, 1024) < 0) {
-    std::fprintf(stderr, "echo_floor: cannot listen: %s\n", std::strerror(errno));
-    return 1;
-  }
-  socklen_t len = sizeof addr;
-  getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
-  std::printf("echo_floor listening on 127.0.0.1:%d\n", ntohs(addr.sin_port));
-  std::fflush(stdout);
-
-  int ep = epoll_create1(EPOLL_CLOEXEC);
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.fd = lfd;
-  epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+  int lfd = floor_server::listen_loopback("echo_floor", port, 1024);
+  int ep = floor_server::epoll_with(lfd);
   static char buf[16384];
   epoll_event events[256];
   for (;;) {
@@ -56,15 +38,7 @@ int main(int argc, char** argv) {
     for (int k = 0; k < n; ++k) {
       int fd = events[k].data.fd;
       if (fd == lfd) {
-        for (;;) {
-          int c = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-          if (c < 0) break;
-          setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-          epoll_event cev{};
-          cev.events = EPOLLIN;
-          cev.data.fd = c;
-          epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
-        }
+        floor_server::accept_all(ep, lfd, [](int) {});
         continue;
       }
       ssize_t got = read(fd, buf, sizeof buf);

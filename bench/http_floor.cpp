@@ -22,6 +22,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "floor_common.hpp"
+
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -53,26 +55,6 @@ int count_requests(const char* p, std::size_t n, int* state) {
   return found;
 }
 
-int listen_on(int port) {
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(std::uint16_t(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(lfd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0 ||
-      listen(lfd, 4096) < 0) {
-    std::fprintf(stderr, "http_floor: cannot listen: %s\n", std::strerror(errno));
-    std::exit(1);
-  }
-  socklen_t len = sizeof addr;
-  getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
-  std::printf("http_floor listening on 127.0.0.1:%d\n", ntohs(addr.sin_port));
-  std::fflush(stdout);
-  return lfd;
-}
-
 std::string answers(int n) {
   std::string out;
   for (int i = 0; i < n; ++i) out += g_answer;
@@ -80,11 +62,7 @@ std::string answers(int n) {
 }
 
 [[noreturn]] void run_epoll(int lfd) {
-  int ep = epoll_create1(EPOLL_CLOEXEC);
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.fd = lfd;
-  epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+  int ep = floor_server::epoll_with(lfd);
   std::vector<int> state(65536, 0);
   static char buf[16384];
   epoll_event events[256];
@@ -93,17 +71,7 @@ std::string answers(int n) {
     for (int k = 0; k < n; ++k) {
       int fd = events[k].data.fd;
       if (fd == lfd) {
-        for (;;) {
-          int c = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-          if (c < 0) break;
-          int one = 1;
-          setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-          state[std::size_t(c)] = 0;
-          epoll_event cev{};
-          cev.events = EPOLLIN;
-          cev.data.fd = c;
-          epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
-        }
+        floor_server::accept_all(ep, lfd, [&](int c) { state[std::size_t(c)] = 0; });
         continue;
       }
       ssize_t r = read(fd, buf, sizeof buf);
@@ -253,10 +221,11 @@ int main(int argc, char** argv) {
     if (flag == "--mode") mode = argv[i + 1];
   }
   signal(SIGPIPE, SIG_IGN);
-  g_answer = "HTTP/1.1 200 OK\r\nServer: floor\r\nContent-Type: application/octet-stream\r\n"
-             "Content-Length: " +
-             std::to_string(size) + "\r\n\r\n" + std::string(size, 'x');
-  int lfd = listen_on(port);
+  g_answer =
+      "HTTP/1.1 200 OK\r\nServer: floor\r\nContent-Type: application/octet-stream\r\n"
+      "Content-Length: " +
+      std::to_string(size) + "\r\n\r\n" + std::string(size, 'x');
+  int lfd = floor_server::listen_loopback("http_floor", port, 4096);
   if (mode == "uring") run_uring(lfd);
   run_epoll(lfd);
 }
