@@ -175,7 +175,9 @@ struct Host::Impl {
       info = server_info;
     }
     if (!info) return;
-    net::ServerInfo i = info();
+    store_worker_stats(info());
+  }
+  void store_worker_stats(const net::ServerInfo& i) {
     me->connections.store(i.total(), std::memory_order_relaxed);
     me->accepted.store(i.accepted, std::memory_order_relaxed);
     me->loop_stalls.store(i.loop_stalls, std::memory_order_relaxed);
@@ -663,12 +665,7 @@ http::App Host::app() {
 
 std::string Host::metrics(const net::ServerInfo* server) const {
   SharedState& sh = *impl_->shared;
-  if (server) {  // this worker's own figures, fresh
-    impl_->me->connections.store(server->total(), std::memory_order_relaxed);
-    impl_->me->accepted.store(server->accepted, std::memory_order_relaxed);
-    impl_->me->loop_stalls.store(server->loop_stalls, std::memory_order_relaxed);
-    impl_->me->loop_lag_ms.store(server->max_lag_ms(), std::memory_order_relaxed);
-  }
+  if (server) impl_->store_worker_stats(*server);  // this worker's own figures, fresh
   std::string out;
   out +=
       "# HELP atoll_requests_total Requests answered, by site and status (every worker).\n"

@@ -181,23 +181,22 @@ Http1Conn::Fill Http1Conn::fill_now(std::int64_t floor) {
   if (!make_room(floor)) return Fill::failed;
   auto r = sock_.read_now({in_.data() + in_end_, cap - in_end_});
   if (r.error == EAGAIN) return Fill::wait;
+  return took(r) ? Fill::got : Fill::failed;
+}
+
+bool Http1Conn::took(const net::IoResult& r) {
   if (!r || r.eof()) {
     fill_error_ = r.eof() ? -1 : r.error;
-    return Fill::failed;
+    return false;
   }
   in_end_ += r.bytes;
-  return Fill::got;
+  return true;
 }
 
 Task<bool> Http1Conn::fill(std::int64_t floor) {
   if (!make_room(floor)) co_return false;
   auto r = co_await sock_.read({in_.data() + in_end_, cap - in_end_});
-  if (!r || r.eof()) {
-    fill_error_ = r.eof() ? -1 : r.error;
-    co_return false;
-  }
-  in_end_ += r.bytes;
-  co_return true;
+  co_return took(r);
 }
 
 Task<Http1Conn::Head> Http1Conn::read_head() {

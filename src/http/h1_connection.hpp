@@ -54,6 +54,8 @@ class Http1Conn final : public Conn {
   Fill fill_now(std::int64_t floor);
   /// Makes room in in_ (compacting down to `floor`); false when full.
   bool make_room(std::int64_t floor);
+  /// Adds a read's bytes to in_; false (fill_error_ set) at EOF or error.
+  bool took(const net::IoResult& r);
   void ensure_in();
   Task<bool> flush();
   /// flush() without waiting: true when out_ is empty and all is well;
