@@ -20,6 +20,20 @@
 #include <deque>
 #include <string>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define ATOLL_HAS_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ATOLL_HAS_LSAN 1
+#endif
+#endif
+#ifdef ATOLL_HAS_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+#ifdef ATOLL_COVERAGE
+extern "C" int __llvm_profile_write_file(void);
+#endif
+
 namespace atl::runtime {
 
 namespace {
@@ -40,6 +54,24 @@ sigset_t master_signals() {
   for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR2, SIGQUIT}) sigaddset(&set, s);
   return set;
 }
+
+// A worker ends with _Exit: it is a fork of the master, and exit() would run
+// the master's atexit handlers and static destructors a second time. _Exit
+// also skips what sanitizer and coverage builds do at exit, so do that here:
+// LeakSanitizer's check (a leak ends the worker with LSan's exit code, which
+// the master reports) and the coverage profile.
+[[noreturn]] void end_worker(int code) {
+#ifdef ATOLL_HAS_LSAN
+  if (__lsan_do_recoverable_leak_check() != 0 && code == 0) code = 23;  // LSan's exit code
+#endif
+#ifdef ATOLL_COVERAGE
+  __llvm_profile_write_file();
+#endif
+  std::_Exit(code);
+}
+
+// An ending that is not a clean exit: a signal, or a non-zero code.
+bool abnormal(int status) { return !WIFEXITED(status) || WEXITSTATUS(status) != 0; }
 
 std::string describe_status(int status) {
   if (WIFSIGNALED(status)) {
@@ -120,6 +152,9 @@ int supervise(SupervisorOptions& o) {
   unsigned generation = 1;
   bool draining = false;
   int exit_code = 0;
+  // Workers that crashed, failed, or ended badly while being stopped: a clean
+  // drain after any of them still exits 4, so the death is not lost.
+  unsigned abnormal_ends = 0;
   pid_t upgrade_child = 0;
   // An upgrading parent to stop once our workers are ready.
   pid_t upgrade_parent = 0;
@@ -151,7 +186,7 @@ int supervise(SupervisorOptions& o) {
       sigprocmask(SIG_UNBLOCK, &set, nullptr);
       ::signal(SIGCHLD, SIG_DFL);
       unsetenv("NOTIFY_SOCKET");  // only the master speaks to systemd
-      std::_Exit(o.run_worker(index, gen, pipefd[1]));
+      end_worker(o.run_worker(index, gen, pipefd[1]));
     }
     ::close(pipefd[1]);
     fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
@@ -174,11 +209,13 @@ int supervise(SupervisorOptions& o) {
   for (;;) {
     std::vector<pollfd> fds;
     fds.push_back({sfd, POLLIN, 0});
+    if (o.wake_fd >= 0) fds.push_back({o.wake_fd, POLLIN, 0});
     for (auto& w : workers)
       if (!w.ready && w.ready_fd >= 0) fds.push_back({w.ready_fd, POLLIN, 0});
     int timeout = 200;  // to enforce stop timeouts and the systemd watchdog
     ::poll(fds.data(), fds.size(), timeout);
     std::int64_t now = monotonic_ms();
+    if (o.wake_fd >= 0 && (fds[1].revents & POLLIN) && o.on_wake) o.on_wake();
 
     // Readiness.
     for (auto& w : workers) {
@@ -298,8 +335,13 @@ int supervise(SupervisorOptions& o) {
       Worker w = *it;
       workers.erase(it);
       if (w.ready_fd >= 0) ::close(w.ready_fd);
+      if (abnormal(status)) ++abnormal_ends;
       if (w.stopping) {
-        log::info("supervisor: worker {} (pid {}) {}", w.index, pid, describe_status(status));
+        if (abnormal(status))
+          log::error("supervisor: worker {} (pid {}) {} while stopping", w.index, pid,
+                     describe_status(status));
+        else
+          log::info("supervisor: worker {} (pid {}) {}", w.index, pid, describe_status(status));
         continue;
       }
       if (draining) continue;
@@ -333,6 +375,11 @@ int supervise(SupervisorOptions& o) {
         std::remove(o.pid_file.c_str());
       std::fclose(f);
     }
+  }
+  if (exit_code == 0 && abnormal_ends) {
+    log::error("supervisor: stopped; {} worker(s) ended abnormally (see above): exit code 4",
+               abnormal_ends);
+    return 4;
   }
   log::info("supervisor: stopped");
   return exit_code;

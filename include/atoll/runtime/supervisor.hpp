@@ -52,10 +52,17 @@ struct SupervisorOptions {
   std::vector<std::string> argv;
   /// Where the master writes its pid (for `atoll reload` / `atoll upgrade`).
   std::string pid_file;
+  /// A descriptor the master also waits on (the host's deploy doorbell), and
+  /// what it does when the descriptor is readable; -1 for none.
+  int wake_fd = -1;
+  std::function<void()> on_wake;
 };
 
-/// Runs the master until it is told to stop; returns the exit code
-/// (0 after a drain, 3 when restart intensity was exceeded).
+/// Runs the master until it is told to stop; returns the exit code: 0 after
+/// a drain in which every worker exited cleanly, 3 when restart intensity was
+/// exceeded, 4 when a drain followed a worker that crashed, failed or ended
+/// badly while stopping (killed after stop_timeout_ms, or a sanitizer's
+/// report in a sanitizer build): the death is logged and not lost.
 int supervise(SupervisorOptions& options);
 
 /// Descriptors inherited from an upgrading master (ATOLL_INHERIT_FDS), in
