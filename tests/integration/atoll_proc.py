@@ -5,8 +5,9 @@
 
 The binary is started with "--port 0" (or whatever listen argument the caller
 passes); the port is read from the "listening on http://HOST:PORT" line it
-prints. stop() sends SIGTERM and waits, so a test also checks that the server
-drains and exits cleanly.
+prints. stop() sends SIGTERM and waits, and fails the test (AssertionError)
+unless the server exited with the expected status (0 by default) and its log
+holds no sanitizer report and no unexpected worker restart (check_log()).
 """
 
 import os
@@ -26,6 +27,21 @@ _LOCATIONS = {
     "atoll": "apps/atoll/atoll",
     "http_probe": "tests/http_probe",
 }
+
+# Lines that mean a defect whatever the test asserted: a sanitizer's report
+# (in the asan build every server is instrumented), or a worker the
+# supervisor had to restart.
+_DEFECTS = re.compile(rb"AddressSanitizer|LeakSanitizer|runtime error:|restarting it")
+
+
+def check_log(name, text, allow_restarts=False):
+    """Raises AssertionError if a server's log `text` (bytes) shows a defect."""
+    for m in _DEFECTS.finditer(text):
+        if allow_restarts and m.group(0) == b"restarting it":
+            continue
+        start = text.rfind(b"\n", 0, m.start()) + 1
+        raise AssertionError(f"{name} logged a defect: {text[start:start + 2000].decode(errors='replace')}")
+
 
 _LISTENING = re.compile(rb"listening on http://([0-9.]+|\[[0-9a-fA-F:]+\]):(\d+)")
 
@@ -101,22 +117,30 @@ class AtollProcess:
         self.port = int(m.group(2))
         return True
 
-    def stop(self, timeout=15.0):
-        """SIGTERM, then wait; returns the exit status. Kills (and raises) if
-        the server does not exit within `timeout`."""
+    def stop(self, timeout=15.0, expect=0, allow_restarts=False, sig=signal.SIGTERM):
+        """Sends `sig` (SIGTERM), waits and returns the exit status. Raises
+        AssertionError if the status is not `expect` (None: any) or the log
+        shows a defect (check_log); kills (and raises) if the server does not
+        exit within `timeout`."""
         if self.proc is None:
             return None
-        if self.proc.poll() is not None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise TimeoutError(f"{self.name} did not exit within {timeout} s of signal {sig}")
+            finally:
+                self._finish()
+        else:
             self._finish()
-            return self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise TimeoutError(f"{self.name} did not exit within {timeout} s of SIGTERM")
-        finally:
-            self._finish()
+        rc = self.proc.returncode
+        if expect is not None and rc != expect:
+            raise AssertionError(f"{self.name} exited with {rc}, not {expect}; stderr: "
+                                 f"{self.stderr()[-4000:].decode(errors='replace')}")
+        check_log(self.name, self.stderr() + self.stdout(), allow_restarts)
+        return rc
 
     def _finish(self):
         if self.proc.stdout.closed:

@@ -22,9 +22,9 @@ import subprocess
 import tarfile
 import tempfile
 
-from atoll_proc import AtollProcess, binary
+from atoll_proc import AtollProcess, binary, check_log
 
-_SITES = re.compile(rb"serving sites on http://([0-9.]+):(\d+) ")
+_SITES = re.compile(rb"serving sites on https?://([0-9.]+|\[[0-9a-fA-F:]+\]):(\d+) ")
 _ADMIN = re.compile(rb"admin API on http://([0-9.]+):(\d+)\n")
 _TOKEN = re.compile(rb"admin token \(shown once[^)]*\): ([0-9a-f]+)\n")
 
@@ -97,7 +97,7 @@ class SiteHost(AtollProcess):
         sites, admin = _SITES.search(seen), _ADMIN.search(seen)
         if not (sites and admin):
             return False
-        self.host, self.port = sites.group(1).decode(), int(sites.group(2))
+        self.host, self.port = sites.group(1).decode().strip("[]"), int(sites.group(2))
         self.admin_port = int(admin.group(2))
         token = _TOKEN.search(seen)
         if token:
@@ -172,6 +172,7 @@ class SiteHost(AtollProcess):
         p = subprocess.run([binary("atoll"), *args, *target], capture_output=True, text=True, timeout=120)
         if check and p.returncode != 0:
             raise AssertionError(f"atoll {' '.join(args)} failed ({p.returncode}): {p.stderr}")
+        check_log(f"atoll {args[0]}", (p.stdout + p.stderr).encode())  # even when failing was the point
         return p
 
     def publish(self, site_dir, site, remote=False, check=True):
