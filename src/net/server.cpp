@@ -73,6 +73,7 @@ struct ListenerWait {
 }  // namespace
 
 int open_listener(const Endpoint& ep, int backlog, bool reuseport) {
+  if (ep.is_unix()) clear_stale_unix_socket(ep.host());
   int fd = ::socket(ep.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) fail("socket() for " + ep.to_string(), errno);
   int one = 1;
@@ -192,9 +193,9 @@ void Server::open_listeners() {
   }
   if (!options_.unix_path.empty()) {
     // One Unix listener, on loop 0: AF_UNIX has no SO_REUSEPORT balancing.
-    clear_stale_unix_socket(options_.unix_path);
     Endpoint ep = Endpoint::unix_path(options_.unix_path);
     add(*loops_[0], open_listener(ep, options_.backlog, false), ep);
+    bound_unix_ = true;
     endpoints_.push_back(ep);
   }
   if (endpoints_.empty())
@@ -489,8 +490,9 @@ std::size_t Server::stop() {
   for (auto& ls : loops_) ls->loop->stop();
   for (auto& ls : loops_)
     if (ls->thread.joinable()) ls->thread.join();
-  if (!options_.unix_path.empty() && options_.inherited_listeners.empty())
-    ::unlink(options_.unix_path.c_str());
+  // Only a path this server bound: not one that refused it (a live server's,
+  // or a file that is not a socket), nor one it inherited.
+  if (bound_unix_) ::unlink(options_.unix_path.c_str());
   {
     std::lock_guard lock(state_mutex_);
     finished_ = true;

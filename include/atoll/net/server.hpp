@@ -62,8 +62,9 @@ struct ServerOptions {
 };
 
 /// Opens a non-blocking listening socket (SO_REUSEADDR; SO_REUSEPORT when
-/// `reuseport`; IPv6 sockets are IPv6-only). Throws std::system_error naming
-/// the address. A supervisor uses it to make listeners its workers inherit.
+/// `reuseport`; IPv6 sockets are IPv6-only; a Unix socket's path left by a
+/// dead server is removed first). Throws std::system_error naming the address. A supervisor uses it
+/// to make listeners its workers inherit.
 int open_listener(const Endpoint& endpoint, int backlog, bool reuseport);
 
 /// A connection handler: a coroutine that owns its connection until it returns.
@@ -138,6 +139,7 @@ class Server {
   std::vector<std::unique_ptr<LoopState>> loops_;
   std::vector<Endpoint> endpoints_;
   std::uint16_t port_ = 0;
+  bool bound_unix_ = false;  // we made the socket at unix_path, so stop() removes it
   std::size_t max_connections_ = 0;
   std::atomic<std::size_t> active_{0};
   std::atomic<std::uint64_t> next_id_{1};
