@@ -139,10 +139,19 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
 
   // Listeners: per worker, one SO_REUSEPORT socket per public address and one
   // for the admin API, in that order. An upgrade inherits them in that order.
+  // Any mix of addresses and ports; a Unix socket has one listener that every
+  // worker shares (AF_UNIX has no SO_REUSEPORT), which stays behind when the
+  // master exits (an upgraded master still serves it) and is cleared as stale
+  // at the next start.
   std::vector<net::Endpoint> public_eps;
-  for (const auto& b : options.bind) public_eps.push_back(net::Endpoint::ip(b, options.port));
-  if (!options.unix_path.empty()) {
-    std::fprintf(stderr, "atoll serve: unix: listeners are supported with --root only for now\n");
+  try {
+    for (const auto& text : s.listen) public_eps.push_back(net::Endpoint::parse(text));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "atoll serve: --listen %s\n", e.what());
+    return 2;
+  }
+  if (public_eps.empty()) {
+    std::fprintf(stderr, "atoll serve: nothing to listen on (give --listen ADDR:PORT)\n");
     return 2;
   }
   bool with_admin = s.admin_listen != "off";
@@ -177,8 +186,15 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
     }
   } else {
     try {
+      std::vector<int> shared_unix(public_eps.size(), -1);
       for (unsigned w = 0; w < workers; ++w) {
-        for (auto& ep : public_eps) {
+        for (std::size_t i = 0; i < public_eps.size(); ++i) {
+          auto& ep = public_eps[i];
+          if (ep.is_unix()) {
+            if (shared_unix[i] < 0) shared_unix[i] = net::open_listener(ep, options.backlog, false);
+            fds.push_back(shared_unix[i]);
+            continue;
+          }
           int fd = net::open_listener(ep, options.backlog, true);
           if (ep.port() == 0)
             ep = net::Endpoint::local_of(fd);  // the first picked a port: the rest join it
@@ -200,9 +216,12 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
     auto ep = net::Endpoint::local_of(fds[i]);
     if (with_admin && i == per_worker - 1)
       std::printf("admin API on http://%s\n", ep.to_string().c_str());
+    else if (ep.is_unix())
+      std::printf("serving sites on %s (each site by its Host header)\n", ep.to_string().c_str());
     else
-      std::printf("serving sites on http://%s (each site at http://NAME.%s:%u/)\n",
-                  ep.to_string().c_str(), s.base_domain.c_str(), ep.port());
+      std::printf("serving sites on http%s://%s (each site at http%s://NAME.%s:%u/)\n",
+                  options.tls ? "s" : "", ep.to_string().c_str(), options.tls ? "s" : "",
+                  s.base_domain.c_str(), ep.port());
   }
   std::printf("supervising %u worker(s)\n", workers);
   std::fflush(stdout);

@@ -156,6 +156,8 @@ std::string listen_options(const std::vector<std::string>& listen, net::ServerOp
     try {
       auto ep = net::Endpoint::parse(text);
       if (ep.is_unix()) {
+        if (!options.unix_path.empty())
+          return "--listen " + text + ": --root serves at most one unix: socket";
         options.unix_path = ep.host();
         continue;
       }
@@ -224,7 +226,9 @@ int run_serve(const ServeSettings& s, std::function<bool(ServeSettings&)> reload
   net::ServerOptions options;
   options.loops = s.loops;
   options.max_connections = s.max_connections;
-  if (auto e = listen_options(s.listen, options); !e.empty()) {
+  // The host opens its own listeners (any mix of addresses and ports); quick
+  // mode hands the addresses to net::Server, whose TCP listeners share a port.
+  if (auto e = s.root.empty() ? "" : listen_options(s.listen, options); !e.empty()) {
     std::fprintf(stderr, "atoll serve: %s\n", e.c_str());
     return 2;
   }
