@@ -4,6 +4,7 @@ the timeouts take a fraction of a second."""
 
 import http.client
 import subprocess
+import threading
 import time
 import unittest
 
@@ -172,6 +173,63 @@ class LimitsTest(unittest.TestCase):
         self.addCleanup(conn.close)
         conn.request("GET", "/echo")
         self.assertEqual(conn.getresponse().status, 200)
+
+
+class SlowUploadTest(unittest.TestCase):
+    """The default upload rule (README, "Limits and defaults"): a body must
+    arrive at 1 KiB/s or more once 5 s have passed, else 408, long before the
+    30 s stall timeout. The client paces its writes: that is the stimulus
+    under test, not a wait for the server."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = AtollProcess("http_probe").start()  # the defaults, unchanged
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def upload(self, chunk, every, seconds, length):
+        """Sends a POST of `length` bytes, `chunk` bytes each `every` s, for
+        at most `seconds`; returns (response, seconds until it came)."""
+        c = RawConnection(self.srv.port, timeout=40)
+        self.addCleanup(c.close)
+        c.send(f"POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n")
+        start = time.monotonic()
+        stop = threading.Event()
+
+        def drip():
+            sent = 0
+            while sent < length and not stop.is_set() and time.monotonic() - start < seconds:
+                n = min(chunk, length - sent)
+                try:
+                    c.sock.sendall(b"x" * n)
+                except OSError:
+                    return  # the server answered and closed
+                sent += n
+                stop.wait(every)
+
+        t = threading.Thread(target=drip, daemon=True)
+        t.start()
+        self.addCleanup(t.join)
+        self.addCleanup(stop.set)
+        r = c.read_response()
+        return r, time.monotonic() - start
+
+    def test_a_slow_drip_is_408_after_the_grace(self):
+        # 400 B/s, well under the 1 KiB/s floor.
+        r, took = self.upload(chunk=100, every=0.25, seconds=30, length=100_000)
+        self.assertEqual(r.status, 408, r.body)
+        self.assertIn(b"slower than 1024 bytes/s", r.body)
+        self.assertGreaterEqual(took, 5.0, "not before the 5 s grace")
+        self.assertLess(took, 20.0, "the rate rule, not the 30 s stall timeout")
+
+    def test_a_steady_upload_above_the_floor_passes_the_grace(self):
+        # 4 KiB/s for 7 s: past the grace, above the floor.
+        r, took = self.upload(chunk=1024, every=0.25, seconds=30, length=28 * 1024)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertIn(b'"length":28672', r.body)
+        self.assertGreater(took, 5.0, "the upload outlasted the grace")
 
 
 if __name__ == "__main__":
