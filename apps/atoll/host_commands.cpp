@@ -3,6 +3,7 @@
 #include "http_client.hpp"
 
 #include <atoll/host/database.hpp>
+#include <atoll/host/deploy_bell.hpp>
 #include <atoll/host/publish.hpp>
 #include <atoll/host/store.hpp>
 
@@ -97,6 +98,7 @@ int run_publish(const PublishSettings& s) {
       host::Publisher pub(*local.store, *local.db);
       auto r = pub.publish_dir(s.site, s.dir);
       pub.collect_garbage(10);
+      host::ring_deploy_bell(s.target.data);
       std::printf("deploy %lld of %s is live: %zu files, %zu new blobs, %llu bytes\n",
                   static_cast<long long>(r.deploy), s.site.c_str(), r.files, r.new_blobs,
                   static_cast<unsigned long long>(r.bytes));
@@ -148,6 +150,7 @@ int run_rollback(const RollbackSettings& s) {
     if (s.target.server.empty()) {
       Local local(s.target.data);
       live = local.db->rollback(s.site, s.to ? std::optional<std::int64_t>(*s.to) : std::nullopt);
+      host::ring_deploy_bell(s.target.data);
     } else {
       json body = json::object();
       if (s.to) body["to"] = *s.to;

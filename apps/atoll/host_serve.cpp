@@ -18,6 +18,7 @@
 #include "serve_command.hpp"
 
 #include <atoll/host/admin.hpp>
+#include <atoll/host/deploy_bell.hpp>
 #include <atoll/host/host.hpp>
 #include <atoll/host/publish.hpp>
 #include <atoll/http/server.hpp>
@@ -265,6 +266,18 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
               s.access_log);
     return true;
   };
+  // `atoll publish --data` and `rollback --data` ring this at commit: every
+  // worker loads at once rather than at its next poll.
+  std::unique_ptr<host::DeployBell> bell;
+  try {
+    bell = std::make_unique<host::DeployBell>(s.data);
+    sup.wake_fd = bell->fd();
+    sup.on_wake = [&] {
+      if (bell->drain()) shared->announce_deploy();
+    };
+  } catch (const std::exception& e) {
+    log::warn("serve: {}; deploys from the command line are seen at the next poll", e.what());
+  }
   return runtime::supervise(sup);
 }
 

@@ -2,11 +2,12 @@
 // Host: serves many sites, each by its host name, from the content store.
 //
 // A site is reached as <name>.<base domain> or by any of its custom domains.
-// A background thread polls the database's generation, so a deploy made by
-// another process goes live within poll_ms; a deploy through the admin API
-// wakes every worker at once (SharedState) and is answered when all of them
-// serve it. The site table is swapped whole, so a request sees the old
-// deploy or the new one, never a mix.
+// A background thread waits for deploys: one through the admin API, or one
+// by a command that rings the data directory's doorbell (deploy_bell.hpp),
+// wakes every worker at once (SharedState), and an admin-API deploy is
+// answered when all of them serve it; a poll of the database's generation
+// every poll_ms catches any other writer. The site table is swapped whole, so a request sees the
+// old deploy or the new one, never a mix.
 //
 // Each loop keeps a resolver cache: (site, request path) → file, open blob
 // descriptors, ETag and encodings. A hit allocates nothing and touches no
@@ -17,7 +18,7 @@
 // | option          | default      | why                                                       |
 // |-----------------|--------------|-----------------------------------------------------------|
 // | base_domain     | "localhost"  | demo.localhost resolves to 127.0.0.1 in browsers         |
-// | poll_ms         | 500          | a deploy from `atoll publish` is live within a second     |
+// | poll_ms         | 500          | a writer that rings no bell is still seen within a second |
 // | negative_ttl_ms | 2000         | 404 floods hit memory, not the database                  |
 // | cache_entries   | 50000 / loop | bounds memory and descriptors; the cache restarts beyond |
 // | inline_max      | 16 KiB       | small files served from memory: no syscall but the write |
