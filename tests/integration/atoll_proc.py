@@ -24,6 +24,8 @@ BUILD = os.environ.get("ATOLL_BUILD", os.path.join(os.path.dirname(__file__), ".
 # Where each binary lands in the build tree.
 _LOCATIONS = {
     "hello": "examples/hello",
+    "echo": "examples/echo",
+    "daytime": "examples/daytime",
     "atoll": "apps/atoll/atoll",
     "http_probe": "tests/http_probe",
 }

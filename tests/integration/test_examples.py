@@ -31,16 +31,6 @@ TIMEOUT = 5.0  # every client read; a hang fails the test instead of stalling it
 MIB = 1024 * 1024
 
 
-def example(name):
-    """The example's name relative to the build tree, for AtollProcess
-    (binary() maps unknown names to BUILD/name): examples/NAME with the
-    Ninja layout, examples/NAME/NAME if a generator nests it."""
-    for rel in (f"examples/{name}/{name}", f"examples/{name}"):
-        if os.path.isfile(os.path.join(BUILD, rel)):
-            return rel
-    return f"examples/{name}"  # binary() raises FileNotFoundError naming it
-
-
 _TCP = re.compile(rb"listening on ([0-9.]+|\[[0-9a-fA-F:]+\]):(\d+)\n")
 _UNIX = re.compile(rb"listening on unix:(\S+)\n")
 
@@ -51,7 +41,7 @@ class ExampleProcess(AtollProcess):
     http:// banner AtollProcess reads."""
 
     def __init__(self, name, *args, unix=None):
-        super().__init__(example(name), *args, *(("--unix", unix) if unix else ()))
+        super().__init__(name, *args, *(("--unix", unix) if unix else ()))
         self.example = name
         self.unix_path = None
         self._want_unix = unix is not None
