@@ -18,7 +18,6 @@ namespace {
 
 using atl::runtime::SupervisorOptions;
 
-char* volatile leaked = nullptr;  // a global the leak test overwrites
 
 // Runs a master whose worker serves until SIGTERM, then does `at_stop` and
 // returns its result as its exit code. Returns the master's wait status.
@@ -73,6 +72,8 @@ TEST(Supervisor, AWorkerKilledWhileStoppingMakesTheMasterExit4) {
 }
 
 #if defined(__SANITIZE_ADDRESS__)
+char* volatile leaked = nullptr;  // a global the leak test overwrites
+
 // A worker ends with _Exit, which skips LeakSanitizer's exit-time check; the
 // supervisor runs the check itself, so a leak in a worker is not lost.
 TEST(Supervisor, ALeakInAWorkerIsReportedInTheMastersStatus) {
