@@ -39,11 +39,14 @@ class Endpoint {
   std::string host() const;
 
  private:
+  // The largest member first: `{}` initialises only the first member of a
+  // union, and a Unix path's terminating NUL lies past a sockaddr's 16 bytes
+  // (clang left it as stack garbage, so the socket got another name).
   union {
+    sockaddr_un un;
     sockaddr sa;
     sockaddr_in in4;
     sockaddr_in6 in6;
-    sockaddr_un un;
   } addr_{};
   socklen_t len_ = 0;
 };
@@ -60,10 +63,10 @@ class PeerAddress {
   std::uint16_t port() const noexcept;
 
  private:
-  union {
+  union {  // the largest member first, as in Endpoint
+    sockaddr_in6 in6;
     sockaddr sa;
     sockaddr_in in4;
-    sockaddr_in6 in6;
   } addr_{};
 };
 
