@@ -122,6 +122,8 @@ int run_worker(const ServeSettings& s, net::ServerOptions options, std::vector<i
 
 int run_host(const ServeSettings& initial, net::ServerOptions options,
              std::function<bool(ServeSettings&)> reload, std::vector<std::string> argv) {
+  // From here on the master is up: a SIGTERM waits for supervise() to drain.
+  runtime::block_master_signals();
   ServeSettings s = initial;
   if (::mkdir(s.data.c_str(), 0750) != 0 && errno != EEXIST) {
     std::fprintf(stderr, "atoll serve: cannot create data directory '%s': %s\n", s.data.c_str(),
