@@ -48,6 +48,14 @@ struct Worker {
   std::int64_t stop_sent_ms = 0;
 };
 
+// The signals the master answers (through its signalfd).
+sigset_t master_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR2, SIGQUIT}) sigaddset(&set, s);
+  return set;
+}
+
 // A worker ends with _Exit: it is a fork of the master, and exit() would run
 // the master's atexit handlers and static destructors a second time. _Exit
 // also skips what sanitizer and coverage builds do at exit, so do that here:
@@ -77,13 +85,6 @@ std::string describe_status(int status) {
 }
 
 }  // namespace
-
-sigset_t master_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR2, SIGQUIT}) sigaddset(&set, s);
-  return set;
-}
 
 void block_master_signals() {
   sigset_t set = master_signals();

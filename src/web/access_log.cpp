@@ -172,6 +172,11 @@ std::size_t utf8_sequence(std::string_view s) {
 // is written as the code point of the same value (\u00XX, as if Latin-1), so
 // each line stays valid JSON and no byte is lost.
 void json_string(std::string& out, std::string_view s) {
+  auto code_point = [&out](unsigned char c) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+    out += buf;
+  };
   out += '"';
   for (std::size_t i = 0; i < s.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(s[i]);
@@ -180,9 +185,7 @@ void json_string(std::string& out, std::string_view s) {
         out.append(s.substr(i, n));
         i += n - 1;
       } else {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "\\u%04x", c);
-        out += buf;
+        code_point(c);
       }
       continue;
     }
@@ -203,13 +206,10 @@ void json_string(std::string& out, std::string_view s) {
         out += "\\t";
         break;
       default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
+        if (c < 0x20 || c == 0x7f)
+          code_point(c);
+        else
           out += char(c);
-        }
     }
   }
   out += '"';

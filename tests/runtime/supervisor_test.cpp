@@ -18,7 +18,6 @@ namespace {
 
 using atl::runtime::SupervisorOptions;
 
-
 // Runs a master whose worker serves until SIGTERM, then does `at_stop` and
 // returns its result as its exit code. Returns the master's wait status.
 int drain_master(std::function<int()> at_stop) {

@@ -6,8 +6,8 @@
 // by a command that rings the data directory's doorbell (deploy_bell.hpp),
 // wakes every worker at once (SharedState), and an admin-API deploy is
 // answered when all of them serve it; a poll of the database's generation
-// every poll_ms catches any other writer. The site table is swapped whole, so a request sees the
-// old deploy or the new one, never a mix.
+// every poll_ms catches any other writer. The site table is swapped whole,
+// so a request sees the old deploy or the new one, never a mix.
 //
 // Each loop keeps a resolver cache: (site, request path) → file, open blob
 // descriptors, ETag and encodings. A hit allocates nothing and touches no

@@ -63,8 +63,8 @@ struct ServerOptions {
 
 /// Opens a non-blocking listening socket (SO_REUSEADDR; SO_REUSEPORT when
 /// `reuseport`; IPv6 sockets are IPv6-only; a Unix socket's path left by a
-/// dead server is removed first). Throws std::system_error naming the address. A supervisor uses it
-/// to make listeners its workers inherit.
+/// dead server is removed first). Throws std::system_error naming the
+/// address. A supervisor uses it to make listeners its workers inherit.
 int open_listener(const Endpoint& endpoint, int backlog, bool reuseport);
 
 /// A connection handler: a coroutine that owns its connection until it returns.

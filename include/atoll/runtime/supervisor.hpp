@@ -20,8 +20,6 @@
 //
 // With NOTIFY_SOCKET set (systemd), the master sends READY=1, RELOADING=1,
 // STOPPING=1, MAINPID= and WATCHDOG=1 at half of WATCHDOG_USEC.
-#include <signal.h>
-
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -71,8 +69,6 @@ int supervise(SupervisorOptions& options);
 /// runs (while the master opens its listeners and prints its banner) waits
 /// for it instead of killing the process. supervise() blocks them itself.
 void block_master_signals();
-/// The set supervise() answers: SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR2, SIGQUIT.
-sigset_t master_signals();
 
 /// Descriptors inherited from an upgrading master (ATOLL_INHERIT_FDS), in
 /// the order that master listed them; empty if none.
