@@ -79,6 +79,23 @@ def read_exactly(sock, n):
     return b"".join(parts)
 
 
+def echo_in_rounds(test, socks, message, rounds=3):
+    """Three rounds over connections all open at once: each round writes
+    message(i, round) on every socket, then reads each echo back exactly (a
+    server that served one connection at a time would block in round one).
+    Closes the sockets."""
+    try:
+        for rnd in range(rounds):
+            sent = [message(i, rnd) for i in range(len(socks))]
+            for s, m in zip(socks, sent):
+                s.sendall(m)
+            for s, m in zip(socks, sent):
+                test.assertEqual(read_exactly(s, len(m)), m)
+    finally:
+        for s in socks:
+            s.close()
+
+
 def read_to_eof(sock):
     parts = []
     while True:
@@ -174,19 +191,8 @@ class EchoTest(unittest.TestCase):
             echo_bulk(self, s, os.urandom(MIB))
 
     def test_tcp_concurrent_clients(self):
-        # All connections are open at once and each round interleaves them:
-        # a server that served one at a time would block in the first round.
-        socks = [self.srv.connect() for _ in range(8)]
-        try:
-            for rnd in range(3):
-                sent = [f"client {i} round {rnd} ".encode() * (i + 1) for i in range(len(socks))]
-                for s, m in zip(socks, sent):
-                    s.sendall(m)
-                for s, m in zip(socks, sent):
-                    self.assertEqual(read_exactly(s, len(m)), m)
-        finally:
-            for s in socks:
-                s.close()
+        echo_in_rounds(self, [self.srv.connect() for _ in range(8)],
+                       lambda i, rnd: f"client {i} round {rnd} ".encode() * (i + 1))
         # And bulk transfers in parallel threads, each with its own bytes.
         payloads = [os.urandom(256 * 1024) for _ in range(6)]
         failures = []
@@ -383,17 +389,8 @@ class EchoTlsTest(unittest.TestCase):
             self.assertEqual(read_exactly(s, 3), b"end")
 
     def test_concurrent_tls_clients(self):
-        socks = [self.tls() for _ in range(6)]
-        try:
-            for rnd in range(3):
-                sent = [f"tls client {i} round {rnd}|".encode() * 50 for i in range(len(socks))]
-                for s, m in zip(socks, sent):
-                    s.sendall(m)
-                for s, m in zip(socks, sent):
-                    self.assertEqual(read_exactly(s, len(m)), m)
-        finally:
-            for s in socks:
-                s.close()
+        echo_in_rounds(self, [self.tls() for _ in range(6)],
+                       lambda i, rnd: f"tls client {i} round {rnd}|".encode() * 50)
 
     def test_wrong_trust_anchor_fails_verification(self):
         # Verifying against a different certificate fails: the check is real.

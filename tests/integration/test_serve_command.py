@@ -49,6 +49,14 @@ class ServeTestCase(unittest.TestCase):
         self.data = os.path.join(self.tmp, "data")
         self.site = write_site(os.path.join(self.tmp, "site"), {"index.html": "<h1>served</h1>\n"})
 
+    def refused_start(self, *args):
+        """The error of an `atoll serve` that must fail to start."""
+        h = SiteHost(self.data, *args)
+        self.addCleanup(shutil.rmtree, h.empty, True)
+        with self.assertRaises(RuntimeError) as e:
+            h.start()
+        return str(e.exception)
+
     def host(self, *args, **kwargs):
         """A started SiteHost with the demo site published into its data."""
         h = SiteHost(self.data, *args, **kwargs)
@@ -121,11 +129,9 @@ class ListenersTest(ServeTestCase):
         blocker.bind(("127.0.0.1", 0))
         blocker.listen(1)
         port = blocker.getsockname()[1]
-        h = SiteHost(self.data, "--listen", f"127.0.0.1:{port}")
-        with self.assertRaises(RuntimeError) as e:
-            h.start()
-        self.assertIn(f"127.0.0.1:{port}", str(e.exception))
-        self.assertIn("another process is using it", str(e.exception))
+        error = self.refused_start("--listen", f"127.0.0.1:{port}")
+        self.assertIn(f"127.0.0.1:{port}", error)
+        self.assertIn("another process is using it", error)
 
 
 class SignalsAndFilesTest(ServeTestCase):
@@ -181,11 +187,9 @@ class SignalsAndFilesTest(ServeTestCase):
         config = os.path.join(self.tmp, "bad.toml")
         with open(config, "w") as f:
             f.write('base_domain = "one.test"\nloops = "many"\n')
-        h = SiteHost(self.data, "--config", config)
-        with self.assertRaises(RuntimeError) as e:
-            h.start()
-        self.assertIn(f"{config}:2:", str(e.exception))
-        self.assertIn("'loops' must be a non-negative integer", str(e.exception))
+        error = self.refused_start("--config", config)
+        self.assertIn(f"{config}:2:", error)
+        self.assertIn("'loops' must be a non-negative integer", error)
 
 
 class ConnectionCapTest(ServeTestCase):
