@@ -55,6 +55,17 @@ json expect(const HttpResponse& r, std::initializer_list<int> ok, const std::str
   return j.is_discarded() ? json::object() : j;
 }
 
+// Says which hidden names the deploy left out, so an operator who meant to
+// publish one knows to list it in _atoll.toml's include_hidden.
+void say_skipped(const std::vector<std::string>& skipped) {
+  if (skipped.empty()) return;
+  std::string list;
+  for (const auto& p : skipped) list += (list.empty() ? "" : ", ") + p;
+  std::printf(
+      "not deployed (hidden; list a name in _atoll.toml's include_hidden to deploy it): %s\n",
+      list.c_str());
+}
+
 int fail(const std::exception& e) {
   std::fprintf(stderr, "atoll: %s\n", e.what());
   return 1;
@@ -99,13 +110,18 @@ int run_publish(const PublishSettings& s) {
       auto r = pub.publish_dir(s.site, s.dir);
       pub.collect_garbage(10);
       host::ring_deploy_bell(s.target.data);
+      say_skipped(r.skipped);
       std::printf("deploy %lld of %s is live: %zu files, %zu new blobs, %llu bytes\n",
                   static_cast<long long>(r.deploy), s.site.c_str(), r.files, r.new_blobs,
                   static_cast<unsigned long long>(r.bytes));
       return 0;
     }
     // Remote: a manifest of hashes; upload only the blobs the server lacks.
-    std::vector<std::string> paths = host::publishable_files(s.dir);
+    // The hidden-name rule is applied here too: a secret never leaves the machine.
+    host::SiteConfig site_config = host::read_site_config(s.dir);
+    std::vector<std::string> skipped;
+    std::vector<std::string> paths =
+        host::publishable_files(s.dir, site_config.include_hidden, &skipped);
     json files = json::object();
     std::map<std::string, std::string> by_hash;
     std::string config;
@@ -135,9 +151,10 @@ int run_publish(const PublishSettings& s) {
     auto r = expect(http_request("POST", s.target.server + "/api/sites/" + s.site + "/deploys",
                                  token, "application/json", body.dump()),
                     {201}, "creating the deploy");
+    say_skipped(skipped);
     std::printf("deploy %lld of %s is live: %zu files, %zu uploaded\n",
                 static_cast<long long>(r["deploy"].get<std::int64_t>()), s.site.c_str(),
-                paths.size(), missing.size());
+                r["files"].get<std::size_t>(), missing.size());
     return 0;
   } catch (const std::exception& e) {
     return fail(e);

@@ -283,7 +283,8 @@ http::App admin_api(Host& host, AdminOptions options) {
                                {"deploy", r.deploy},
                                {"files", r.files},
                                {"new_blobs", r.new_blobs},
-                               {"bytes", r.bytes}}};
+                               {"bytes", r.bytes},
+                               {"skipped", r.skipped}}};
     });
   });
 

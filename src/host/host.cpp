@@ -325,9 +325,10 @@ struct Host::Impl {
   }
 
   // Blocking: the database and the store, on the offload pool.
-  std::shared_ptr<Resolved> resolve_blocking(std::int64_t deploy, std::string path) {
+  std::shared_ptr<Resolved> resolve_blocking(std::int64_t deploy, std::string path, bool hidden) {
     auto r = std::make_shared<Resolved>();
     r->deploy = deploy;
+    if (hidden) return r;  // a deploy made before the hidden-name rule may hold .env
     std::string rel = path.substr(1);
     std::vector<std::pair<std::string, bool>> candidates;  // (file, needs a trailing slash)
     if (rel.empty() || rel.back() == '/') {
@@ -428,7 +429,11 @@ struct Host::Impl {
     std::string owned(path);
     // Captures by reference only, and a named awaiter: GCC 12 mishandles
     // closures with non-trivial captures inside awaiters (docs/coding-notes.md).
-    auto job = runtime::offload([this, deploy, &owned] { return resolve_blocking(deploy, owned); });
+    bool hidden =
+        owned.find("/.") != std::string::npos &&
+        !hidden_refusal(std::string_view(owned).substr(1), site.config.include_hidden).empty();
+    auto job = runtime::offload(
+        [this, deploy, &owned, hidden] { return resolve_blocking(deploy, owned, hidden); });
     try {
       r = co_await job;
     } catch (...) {

@@ -13,6 +13,7 @@
 #include <toml++/toml.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -47,27 +48,34 @@ std::string read_file(const std::string& path) {
   return out;
 }
 
-void walk(const std::string& root, const std::string& rel, std::vector<std::string>& out) {
+void walk(const std::string& root, const std::string& rel,
+          const std::vector<std::string>& include_hidden, std::vector<std::string>& out,
+          std::vector<std::string>* skipped) {
   std::string dir = rel.empty() ? root : root + "/" + rel;
   DIR* d = ::opendir(dir.c_str());
   if (!d) throw std::runtime_error("cannot list '" + dir + "': " + std::strerror(errno));
   std::vector<std::string> names;
   while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] == '.') continue;  // hidden files and . / ..
-    names.emplace_back(e->d_name);
+    std::string_view n = e->d_name;
+    if (n != "." && n != "..") names.emplace_back(n);
   }
   ::closedir(d);
+  std::sort(names.begin(), names.end());
   for (const auto& name : names) {
     std::string r = rel.empty() ? name : rel + "/" + name;
     std::string full = root + "/" + r;
     struct stat st;
     if (::lstat(full.c_str(), &st) != 0) throw std::runtime_error("cannot stat '" + full + "'");
+    if (name.front() == '.' && !hidden_name_allowed(name, S_ISDIR(st.st_mode), include_hidden)) {
+      if (skipped) skipped->push_back(S_ISDIR(st.st_mode) ? r + "/" : r);
+      continue;
+    }
     if (S_ISLNK(st.st_mode))
       throw std::invalid_argument("'" + full +
                                   "' is a symlink: publish the file itself (symlinks are refused "
                                   "so nothing outside the directory is published)");
     if (S_ISDIR(st.st_mode))
-      walk(root, r, out);
+      walk(root, r, include_hidden, out, skipped);
     else if (S_ISREG(st.st_mode))
       out.push_back(r);
   }
@@ -80,10 +88,40 @@ DbError duplicate_path(std::string_view path) {
 
 }  // namespace
 
-std::vector<std::string> publishable_files(const std::string& dir) {
+bool hidden_name_allowed(std::string_view name, bool is_directory,
+                         const std::vector<std::string>& include_hidden) {
+  if (!name.starts_with('.')) return true;
+  if (is_directory && name == ".well-known") return true;
+  return std::find(include_hidden.begin(), include_hidden.end(), name) != include_hidden.end();
+}
+
+std::string hidden_refusal(std::string_view path, const std::vector<std::string>& include_hidden) {
+  std::size_t pos = 0;
+  while (pos < path.size()) {
+    std::size_t slash = path.find('/', pos);
+    bool last = slash == std::string_view::npos;
+    std::string_view seg = path.substr(pos, last ? std::string_view::npos : slash - pos);
+    if (!hidden_name_allowed(seg, !last, include_hidden))
+      return std::string(path.substr(0, last ? path.size() : slash + 1));
+    if (last) break;
+    pos = slash + 1;
+  }
+  return {};
+}
+
+std::vector<std::string> publishable_files(const std::string& dir,
+                                           const std::vector<std::string>& include_hidden,
+                                           std::vector<std::string>* skipped) {
   std::vector<std::string> paths;
-  walk(dir, "", paths);
+  walk(dir, "", include_hidden, paths, skipped);
   return paths;
+}
+
+SiteConfig read_site_config(const std::string& dir) {
+  std::string file = dir + "/" + std::string(site_config_file);
+  struct stat st;
+  if (::lstat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
+  return parse_site_config(read_file(file), file);
 }
 
 void validate_publish_path(std::string_view p) {
@@ -116,6 +154,7 @@ std::string SiteConfig::to_json() const {
     j["redirects"].push_back({{"from", r.from}, {"to", r.to}, {"status", r.status}});
   for (const auto& h : headers)
     j["headers"].push_back({{"path", h.path}, {"name", h.name}, {"value", h.value}});
+  if (!include_hidden.empty()) j["include_hidden"] = include_hidden;
   return j.dump();
 }
 
@@ -131,6 +170,9 @@ SiteConfig SiteConfig::from_json(std::string_view text) {
   if (j.contains("headers"))
     for (const auto& h : j["headers"])
       c.headers.push_back({h.value("path", "/"), h.value("name", ""), h.value("value", "")});
+  if (j.contains("include_hidden") && j["include_hidden"].is_array())
+    for (const auto& n : j["include_hidden"])
+      if (n.is_string()) c.include_hidden.push_back(n);
   return c;
 }
 
@@ -153,11 +195,26 @@ SiteConfig parse_site_config(std::string_view text, const std::string& file) {
     return std::string(*n.as_string());
   };
   SiteConfig c;
-  static const std::set<std::string> known = {"not_found", "spa", "redirects", "headers"};
+  static const std::set<std::string> known = {"not_found", "spa", "redirects", "headers",
+                                              "include_hidden"};
   for (auto& [k, v] : t) {
     if (!known.count(std::string(k.str())))
       throw std::invalid_argument(where(v) + "unknown setting '" + std::string(k.str()) +
-                                  "' (known: not_found, spa, redirects, headers)");
+                                  "' (known: not_found, spa, redirects, headers, include_hidden)");
+  }
+  if (auto* n = t.get("include_hidden")) {
+    auto* arr = n->as_array();
+    if (!arr)
+      throw std::invalid_argument(
+          where(*n) + "'include_hidden' must be an array of names, e.g. [\".nojekyll\"]");
+    for (auto& item : *arr) {
+      std::string name = string_of(item, "include_hidden");
+      if (name.size() < 2 || name.front() != '.' || name == ".." ||
+          name.find('/') != std::string::npos)
+        throw std::invalid_argument(where(item) + "'include_hidden' entry '" + name.substr(0, 80) +
+                                    "' must be one hidden name (starts with '.', no '/')");
+      c.include_hidden.push_back(std::move(name));
+    }
   }
   // A page path that could climb out of the site is an error in the file,
   // so it says FILE:LINE:COL like the others.
@@ -266,22 +323,27 @@ PublishResult Publisher::publish_files(const std::string& site,
   // Every check comes before the first blob is stored: a refused publish
   // leaves nothing behind (not even blobs waiting for garbage collection).
   std::set<std::string_view> seen;
-  std::string config_json = "{}";
+  SiteConfig config;
   for (const auto& f : files) {
     validate_publish_path(f.path);
     if (!seen.insert(f.path).second) throw duplicate_path(f.path);
-    if (f.path == site_config_file)
-      config_json = parse_site_config(f.bytes, std::string(site_config_file)).to_json();
+    if (f.path == site_config_file) config = parse_site_config(f.bytes, f.path);
   }
   PublishResult result;
+  std::set<std::string> skipped;
   std::vector<FileRecord> records;
   for (const auto& f : files) {
     if (f.path == site_config_file) continue;
+    if (auto refused = hidden_refusal(f.path, config.include_hidden); !refused.empty()) {
+      skipped.insert(std::move(refused));
+      continue;
+    }
     records.push_back(record(f.path, f.bytes, &result.new_blobs));
     result.bytes += f.bytes.size();
   }
   result.files = records.size();
-  result.deploy = db_.create_deploy(site, records, config_json);
+  result.skipped.assign(skipped.begin(), skipped.end());
+  result.deploy = db_.create_deploy(site, records, config.to_json());
   return result;
 }
 
@@ -290,15 +352,11 @@ PublishResult Publisher::publish_dir(const std::string& site, const std::string&
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     throw std::invalid_argument("'" + dir + "' is not a directory");
-  std::vector<std::string> paths = publishable_files(dir);
-  // The paths and the config are checked before the first blob is stored.
-  std::string config_json = "{}";
-  for (const auto& p : paths) {
-    validate_publish_path(p);
-    if (p == site_config_file)
-      config_json = parse_site_config(read_file(dir + "/" + p), dir + "/" + p).to_json();
-  }
+  // The config and the paths are checked before the first blob is stored.
+  SiteConfig config = read_site_config(dir);
   PublishResult result;
+  std::vector<std::string> paths = publishable_files(dir, config.include_hidden, &result.skipped);
+  for (const auto& p : paths) validate_publish_path(p);
   std::vector<FileRecord> records;
   for (const auto& p : paths) {
     if (p == site_config_file) continue;
@@ -307,7 +365,7 @@ PublishResult Publisher::publish_dir(const std::string& site, const std::string&
     result.bytes += bytes.size();
   }
   result.files = records.size();
-  result.deploy = db_.create_deploy(site, records, config_json);
+  result.deploy = db_.create_deploy(site, records, config.to_json());
   return result;
 }
 
@@ -327,18 +385,24 @@ PublishResult Publisher::publish_manifest(
       throw DbError(DbError::Kind::invalid,
                     "blob " + hash + " (for " + path + ") has not been uploaded");
   }
-  std::string config_json =
-      config_toml.empty() ? "{}"
-                          : parse_site_config(config_toml, std::string(site_config_file)).to_json();
+  SiteConfig config = config_toml.empty()
+                          ? SiteConfig{}
+                          : parse_site_config(config_toml, std::string(site_config_file));
   PublishResult result;
+  std::set<std::string> skipped;
   std::vector<FileRecord> records;
   for (const auto& [path, hash] : manifest) {
+    if (auto refused = hidden_refusal(path, config.include_hidden); !refused.empty()) {
+      skipped.insert(std::move(refused));
+      continue;
+    }
     std::string bytes = read_file(store_.path(hash));
     records.push_back(record(path, bytes, &result.new_blobs));
     result.bytes += bytes.size();
   }
   result.files = records.size();
-  result.deploy = db_.create_deploy(site, records, config_json);
+  result.skipped.assign(skipped.begin(), skipped.end());
+  result.deploy = db_.create_deploy(site, records, config.to_json());
   return result;
 }
 

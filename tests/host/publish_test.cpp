@@ -231,6 +231,43 @@ TEST(PublishPath, RefusesEscapesNamingThePath) {
   }
 }
 
+TEST(HiddenNames, RefusedPrefixNamesTheHiddenSegment) {
+  const std::vector<std::string> none;
+  EXPECT_EQ(host::hidden_refusal("index.html", none), "");
+  EXPECT_EQ(host::hidden_refusal(".env", none), ".env");
+  EXPECT_EQ(host::hidden_refusal(".git/config", none), ".git/");
+  EXPECT_EQ(host::hidden_refusal("a/b/.git/objects/x", none), "a/b/.git/");
+  EXPECT_EQ(host::hidden_refusal("a/.htpasswd", none), "a/.htpasswd");
+  EXPECT_EQ(host::hidden_refusal(".well-known/security.txt", none), "");
+  EXPECT_EQ(host::hidden_refusal("a/.well-known/x", none), "");
+  EXPECT_EQ(host::hidden_refusal(".well-known", none), ".well-known")
+      << "the exception is a directory, not a file named .well-known";
+  EXPECT_EQ(host::hidden_refusal(".well-known/.x", none), ".well-known/.x");
+  EXPECT_EQ(host::hidden_refusal("v1.2/app.js", none), "") << "a dot inside a name is not hidden";
+}
+
+TEST(HiddenNames, IncludeHiddenAllowsExactNames) {
+  const std::vector<std::string> allow = {".nojekyll", ".config"};
+  EXPECT_EQ(host::hidden_refusal(".nojekyll", allow), "");
+  EXPECT_EQ(host::hidden_refusal(".config/app.json", allow), "");
+  EXPECT_EQ(host::hidden_refusal(".config/.env", allow), ".config/.env");
+  EXPECT_EQ(host::hidden_refusal(".nojekyll2", allow), ".nojekyll2");
+  auto c = host::parse_site_config("include_hidden = [\".nojekyll\"]\n", "_atoll.toml");
+  EXPECT_EQ(host::SiteConfig::from_json(c.to_json()).include_hidden,
+            std::vector<std::string>{".nojekyll"});
+}
+
+TEST_F(PublishTest, PublishDirSkipsHiddenNamesAndListsThem) {
+  site.write(".git/config", "secret");
+  site.write(".env", "secret");
+  site.write("index.html", "<p>hi</p>");
+  auto r = pub.publish_dir("hidden", site.path());
+  EXPECT_EQ(r.files, 1u);
+  EXPECT_EQ(r.skipped, (std::vector<std::string>{".env", ".git/"}));
+  EXPECT_FALSE(db->resolve(r.deploy, ".env"));
+  EXPECT_FALSE(db->resolve(r.deploy, ".git/config"));
+}
+
 // --- precompressed variants ---------------------------------------------------------------------
 
 TEST_F(PublishTest, TextGetsThreeVariantsThatDecodeToTheOriginal) {

@@ -23,9 +23,11 @@ namespace atl::host {
 ///   path = "/assets/"            # a path prefix
 ///   name = "X-Frame-Options"
 ///   value = "DENY"
+///   include_hidden = [".nojekyll"]  # hidden names to deploy (see below)
 struct SiteConfig {
   std::string not_found;
   std::string spa;
+  std::vector<std::string> include_hidden;
   struct Redirect {
     std::string from, to;
     int status = 301;
@@ -51,7 +53,23 @@ struct PublishResult {
   std::size_t files = 0;
   std::size_t new_blobs = 0;
   std::uint64_t bytes = 0;
+  /// What the hidden-name rule left out, sorted: "a/.env" for a file,
+  /// ".git/" for a directory (its contents are not listed one by one).
+  std::vector<std::string> skipped;
 };
+
+/// Hidden names (a path segment that starts with '.') are not deployed and
+/// not served: that is where secrets live (.env, .git/, .htpasswd). Two
+/// exceptions: a directory named `.well-known` (RFC 8615), and the names a
+/// site lists in `_atoll.toml`'s `include_hidden` (matched against each
+/// segment, file or directory). The same rule applies to a directory, an
+/// archive and a manifest.
+bool hidden_name_allowed(std::string_view name, bool is_directory,
+                         const std::vector<std::string>& include_hidden);
+
+/// The part of `path` the hidden-name rule refuses ("a/.git/" when a
+/// directory refuses it, "a/.env" for a file), or "" if it is deployed.
+std::string hidden_refusal(std::string_view path, const std::vector<std::string>& include_hidden);
 
 /// A file to publish, held in memory (from an uploaded archive).
 struct PublishFile {
@@ -60,9 +78,15 @@ struct PublishFile {
 };
 
 /// The files `atoll publish DIR` takes: every regular file under `dir`,
-/// relative and '/'-separated, hidden names skipped. A symlink is refused
+/// relative and '/'-separated, sorted, without the hidden names the rule
+/// refuses (appended to `skipped` when given). A symlink is refused
 /// (std::invalid_argument naming it), as is anything that cannot be listed.
-std::vector<std::string> publishable_files(const std::string& dir);
+std::vector<std::string> publishable_files(const std::string& dir,
+                                           const std::vector<std::string>& include_hidden = {},
+                                           std::vector<std::string>* skipped = nullptr);
+
+/// Reads `dir/_atoll.toml` if there is one (throws FILE:LINE:COL errors).
+SiteConfig read_site_config(const std::string& dir);
 
 /// Throws std::invalid_argument if `path` could escape or confuse the site:
 /// empty, absolute, "..", ".", empty segments, backslashes, control bytes.
@@ -72,8 +96,8 @@ class Publisher {
  public:
   Publisher(ContentStore& store, Database& db) : store_(store), db_(db) {}
 
-  /// Every regular file under `dir` (hidden files skipped; a symlink is an
-  /// error naming it) becomes the new live deploy of `site`.
+  /// Every regular file under `dir` (hidden names skipped as above; a
+  /// symlink is an error naming it) becomes the new live deploy of `site`.
   PublishResult publish_dir(const std::string& site, const std::string& dir);
   /// The same for files held in memory.
   PublishResult publish_files(const std::string& site, const std::vector<PublishFile>& files);
