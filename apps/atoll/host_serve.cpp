@@ -23,6 +23,7 @@
 #include <atoll/host/publish.hpp>
 #include <atoll/http/server.hpp>
 #include <atoll/runtime/log.hpp>
+#include <atoll/runtime/pid_file.hpp>
 #include <atoll/runtime/signals.hpp>
 #include <atoll/runtime/supervisor.hpp>
 
@@ -37,6 +38,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <thread>
+#include <utility>
 
 namespace atl::app {
 
@@ -128,6 +130,25 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
   if (::mkdir(s.data.c_str(), 0750) != 0 && errno != EEXIST) {
     std::fprintf(stderr, "atoll serve: cannot create data directory '%s': %s\n", s.data.c_str(),
                  std::strerror(errno));
+    return 1;
+  }
+  // Before any listener opens: one master per data directory. Held from
+  // here, so the file is in place when the banner says the server is ready.
+  // (An upgrade's new master runs beside the old one and takes the file over
+  // once its workers are ready: supervise() does that.)
+  struct HeldPidFile {  // removed again if we return before supervising
+    std::string path;
+    int fd = -1;
+    ~HeldPidFile() {
+      if (fd < 0) return;
+      ::unlink(path.c_str());
+      ::close(fd);
+    }
+  } pid_file{s.data + "/atoll.pid"};
+  try {
+    if (!std::getenv("ATOLL_UPGRADE_PARENT")) pid_file.fd = runtime::hold_pid_file(pid_file.path);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "atoll serve: %s\n", e.what());
     return 1;
   }
   bool created = false;
@@ -243,7 +264,8 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
   sup.workers = workers;
   sup.inherited_fds = fds;
   sup.argv = std::move(argv);
-  sup.pid_file = s.data + "/atoll.pid";
+  sup.pid_file = pid_file.path;
+  sup.pid_fd = std::exchange(pid_file.fd, -1);  // supervise() owns it now
   sup.stop_timeout_ms = options.drain_timeout_ms + 5000;
   sup.run_worker = [&](unsigned index, unsigned, int ready_fd) {
     std::vector<int> mine(fds.begin() + long(index * per_worker),

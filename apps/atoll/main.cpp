@@ -8,6 +8,8 @@
 #include "host_commands.hpp"
 #include "serve_command.hpp"
 
+#include <atoll/runtime/pid_file.hpp>
+
 #include <CLI/CLI.hpp>
 
 #include <unistd.h>
@@ -92,14 +94,14 @@ int main(int argc, char** argv) {
   }
   if (reload_cmd->parsed() || upgrade_cmd->parsed()) {
     std::string pid_file = signal_data + "/atoll.pid";
-    FILE* f = std::fopen(pid_file.c_str(), "r");
-    int pid = 0;
-    if (!f || std::fscanf(f, "%d", &pid) != 1 || pid <= 0) {
-      std::fprintf(stderr, "atoll: no running server found: cannot read %s\n", pid_file.c_str());
-      if (f) std::fclose(f);
+    // Only the process that holds the pid file's lock is signalled: a stale
+    // file's pid may have been reused by an unrelated process.
+    std::string why;
+    pid_t pid = atl::runtime::locked_pid(pid_file, why);
+    if (pid == 0) {
+      std::fprintf(stderr, "atoll: no running server found: %s\n", why.c_str());
       return 1;
     }
-    std::fclose(f);
     int sig = reload_cmd->parsed() ? SIGHUP : SIGUSR2;
     if (::kill(pid, sig) != 0) {
       std::fprintf(stderr, "atoll: cannot signal pid %d (from %s): %s\n", pid, pid_file.c_str(),

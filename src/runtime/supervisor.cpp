@@ -2,6 +2,7 @@
 
 #include <atoll/runtime/clock.hpp>
 #include <atoll/runtime/log.hpp>
+#include <atoll/runtime/pid_file.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -144,15 +145,6 @@ int supervise(SupervisorOptions& o) {
     log::error("supervisor: signalfd failed: {}", std::strerror(errno));
     return 1;
   }
-  if (!o.pid_file.empty()) {
-    std::string tmp = o.pid_file + ".tmp";
-    if (FILE* f = std::fopen(tmp.c_str(), "w")) {
-      std::fprintf(f, "%d\n", int(::getpid()));
-      std::fclose(f);
-      std::rename(tmp.c_str(), o.pid_file.c_str());
-    }
-  }
-
   std::deque<std::int64_t> restarts;  // times of recent restarts
   std::vector<Worker> workers;
   unsigned generation = 1;
@@ -166,6 +158,23 @@ int supervise(SupervisorOptions& o) {
   pid_t upgrade_parent = 0;
   if (const char* p = std::getenv("ATOLL_UPGRADE_PARENT")) upgrade_parent = pid_t(std::atol(p));
   unsetenv("ATOLL_UPGRADE_PARENT");
+  // The pid file's lock, held for the master's life. An upgrade's new master
+  // takes the file over only once its workers are ready: until then (and for
+  // good if it fails) `atoll reload` still reaches the old one.
+  int pid_fd = o.pid_fd;
+  auto take_pid_file = [&] {
+    try {
+      pid_fd = hold_pid_file(o.pid_file, upgrade_parent);
+      return true;
+    } catch (const std::exception& e) {
+      log::error("supervisor: {}", e.what());
+      return false;
+    }
+  };
+  if (pid_fd < 0 && !o.pid_file.empty() && upgrade_parent == 0 && !take_pid_file()) {
+    ::close(sfd);
+    return 1;
+  }
   unsetenv("ATOLL_INHERIT_FDS");
   bool announced_ready = false;
   std::int64_t watchdog_every_ms = 0;
@@ -248,6 +257,7 @@ int supervise(SupervisorOptions& o) {
         announced_ready = true;
         sd_notify_state("READY=1\nSTATUS=serving\nMAINPID=" + std::to_string(::getpid()));
         if (upgrade_parent > 0) {
+          if (pid_fd < 0 && !o.pid_file.empty()) take_pid_file();
           log::info("supervisor: upgrade complete; stopping the old master (pid {})",
                     upgrade_parent);
           ::kill(upgrade_parent, SIGTERM);
@@ -373,14 +383,10 @@ int supervise(SupervisorOptions& o) {
     if (draining && workers.empty()) break;
   }
   ::close(sfd);
-  if (!o.pid_file.empty()) {
-    // Remove the pid file only if it is still ours (an upgrade rewrote it).
-    if (FILE* f = std::fopen(o.pid_file.c_str(), "r")) {
-      int pid = 0;
-      if (std::fscanf(f, "%d", &pid) == 1 && pid == int(::getpid()))
-        std::remove(o.pid_file.c_str());
-      std::fclose(f);
-    }
+  if (pid_fd >= 0) {
+    // Remove the pid file only if it is still ours (an upgrade replaced it).
+    if (pid_in_file(o.pid_file) == ::getpid()) std::remove(o.pid_file.c_str());
+    ::close(pid_fd);
   }
   if (exit_code == 0 && abnormal_ends) {
     log::error("supervisor: stopped; {} worker(s) ended abnormally (see above): exit code 4",

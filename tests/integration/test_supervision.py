@@ -287,6 +287,10 @@ class Upgrade(unittest.TestCase):
             print(f"\nupgrade: {load.ok} ok, {len(load.failures)} failed, {load.refused} refused")
             self.assertEqual(load.failures, [])
             self.assertEqual(load.refused, 0)
+            # The new master holds the pid file now: a command reaches it.
+            reload = subprocess.run([ATOLL, "reload", "--data", h.data], capture_output=True, text=True)
+            self.assertEqual(reload.returncode, 0, reload.stderr)
+            self.assertIn(f"(pid {new})", reload.stdout)
         finally:
             h.stop()
 

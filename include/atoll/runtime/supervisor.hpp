@@ -50,8 +50,12 @@ struct SupervisorOptions {
   std::vector<int> inherited_fds;
   /// argv for the upgrade exec (argv[0] is the binary's path).
   std::vector<std::string> argv;
-  /// Where the master writes its pid (for `atoll reload` / `atoll upgrade`).
+  /// Where the master writes its pid (for `atoll reload` / `atoll upgrade`),
+  /// locked for its life (runtime/pid_file.hpp); removed when it stops.
   std::string pid_file;
+  /// The descriptor holding pid_file's lock if the caller took it already
+  /// (before printing that it is ready); -1: supervise() takes it.
+  int pid_fd = -1;
   /// A descriptor the master also waits on (the host's deploy doorbell), and
   /// what it does when the descriptor is readable; -1 for none.
   int wake_fd = -1;
