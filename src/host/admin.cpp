@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -117,6 +118,23 @@ Task<> run(http::Conn& c, F&& fn) {
   co_await reply(c, out.status, out.body);
 }
 
+// A JSON array of domains, each normalised (normalise_domain); returns the
+// error to answer with 400, or "".
+std::string read_domains(const json& list, const std::string& base_domain,
+                         std::vector<std::string>& out) {
+  if (!list.is_array()) return "'domains' must be an array of host names";
+  for (const auto& d : list) {
+    if (!d.is_string()) return "each domain must be a string";
+    try {
+      std::string canonical = normalise_domain(d.get<std::string>(), base_domain);
+      if (std::find(out.begin(), out.end(), canonical) == out.end()) out.push_back(canonical);
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+  }
+  return {};
+}
+
 std::optional<json> parse_json(const std::string& body) {
   auto j = json::parse(body, nullptr, false);
   if (j.is_discarded()) return std::nullopt;
@@ -185,26 +203,37 @@ http::App admin_api(Host& host, AdminOptions options) {
     std::string name = (*j)["name"];
     std::vector<std::string> domains;
     if (j->contains("domains")) {
-      if (!(*j)["domains"].is_array()) {
-        co_await error(c, 400, "'domains' must be an array of host names");
+      if (auto e = read_domains((*j)["domains"], st->host.options().base_domain, domains);
+          !e.empty()) {
+        co_await error(c, 400, e);
         co_return;
-      }
-      for (const auto& d : (*j)["domains"]) {
-        if (!d.is_string() || d.get<std::string>().empty() ||
-            d.get<std::string>().find_first_of(" /:,\r\n") != std::string::npos) {
-          co_await error(c, 400,
-                         "each domain must be a host name (no spaces, slashes, colons or commas)");
-          co_return;
-        }
-        std::string lower = d.get<std::string>();
-        for (auto& ch : lower) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-        domains.push_back(lower);
       }
     }
     co_await run(c, [&] {
       auto s = st->host.database().create_site(name, domains);
       st->host.reload();
       return Outcome{201, site_json(s, st->host.options().base_domain)};
+    });
+  });
+
+  api.put("/api/sites/:site/domains", [st](http::Conn& c) -> Task<> {
+    std::string name(c.param("site"));
+    std::string body = co_await c.read_body(1024 * 1024);
+    auto j = parse_json(body);
+    std::vector<std::string> domains;
+    std::string e = !j || !j->is_object() || !j->contains("domains")
+                        ? "expected a JSON object {\"domains\": [\"example.com\", ...]}"
+                        : read_domains((*j)["domains"], st->host.options().base_domain, domains);
+    if (!e.empty()) {
+      co_await error(c, 400, e);
+      co_return;
+    }
+    co_await run(c, [&] {
+      st->host.database().set_domains(name, domains);
+      st->host.reload();
+      auto s = st->host.database().site(name);
+      if (!s) throw DbError(DbError::Kind::not_found, "no site named '" + name + "'");
+      return Outcome{200, site_json(*s, st->host.options().base_domain)};
     });
   });
 

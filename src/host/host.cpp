@@ -38,7 +38,8 @@ struct SiteEntry {
 
 struct SiteTable {
   std::uint64_t version = 0;
-  StringMap<std::shared_ptr<const SiteEntry>> by_host;
+  StringMap<std::shared_ptr<const SiteEntry>> by_host;  // "*.example.com" for a wildcard
+  bool wildcards = false;
   std::unordered_map<std::int64_t, std::shared_ptr<const SiteEntry>> by_id;
 };
 
@@ -84,6 +85,7 @@ struct LoopCache {
   std::size_t inline_bytes = 0;
   StringMap<std::vector<runtime::Waiter>> inflight;
   std::string host_buf;
+  std::string wildcard_buf;
 };
 
 // "HTML revalidates, hashed assets are immutable": a name with a segment of
@@ -227,7 +229,19 @@ struct Host::Impl {
         }
       }
       t->by_host.emplace(s.name + "." + host.options_.base_domain, e);
-      for (const auto& d : s.domains) t->by_host.emplace(d, e);
+      for (const auto& d : s.domains) {
+        // Stored before domains were normalised, a domain may be in another
+        // spelling ("EXAMPLE.TEST."): look it up as the Host header will be.
+        std::string canonical;
+        try {
+          canonical = normalise_domain(d);
+        } catch (const std::invalid_argument& err) {
+          log::warn("host: site {}: ignoring {}", s.name, err.what());
+          continue;
+        }
+        t->wildcards = t->wildcards || canonical.starts_with("*.");
+        t->by_host.emplace(std::move(canonical), e);
+      }
       t->by_id.emplace(s.id, e);
     }
     t->version = version.load() + 1;
@@ -522,6 +536,17 @@ struct Host::Impl {
       if (ch >= 'A' && ch <= 'Z') ch = char(ch | 0x20);  // ASCII only: no locale call per byte
     if (!lc.host_buf.empty() && lc.host_buf.back() == '.') lc.host_buf.pop_back();
     auto it = lc.table->by_host.find(std::string_view(lc.host_buf));
+    if (it == lc.table->by_host.end() && lc.table->wildcards) {
+      // a.b.example.com: *.b.example.com first, then *.example.com.
+      std::string_view h = lc.host_buf;
+      for (std::size_t dot = h.find('.'); dot != std::string_view::npos && dot + 1 < h.size();
+           dot = h.find('.', dot + 1)) {
+        lc.wildcard_buf.assign("*");
+        lc.wildcard_buf.append(h.substr(dot));
+        it = lc.table->by_host.find(std::string_view(lc.wildcard_buf));
+        if (it != lc.table->by_host.end()) break;
+      }
+    }
     std::shared_ptr<const SiteEntry> site = it == lc.table->by_host.end() ? nullptr : it->second;
     std::exception_ptr failure;
     try {

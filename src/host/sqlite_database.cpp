@@ -2,8 +2,11 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+
 #include <ctime>
 #include <mutex>
+#include <stdexcept>
 
 namespace atl::host {
 
@@ -147,10 +150,12 @@ class SqliteDatabase final : public Database {
 
   SiteInfo create_site(const std::string& name, const std::vector<std::string>& domains) override {
     if (auto e = site_name_error(name); !e.empty()) throw DbError(DbError::Kind::invalid, e);
+    std::vector<std::string> canonical = canonical_domains(domains);
     std::lock_guard<std::recursive_mutex> lock(mutex_);
     Tx tx(*this);
+    check_domains_free(name, canonical);
     Statement s(db_, "INSERT INTO sites(name, domains, created_at) VALUES (?, ?, ?)");
-    s.bind(1, name).bind(2, join(domains)).bind(3, std::int64_t(std::time(nullptr)));
+    s.bind(1, name).bind(2, join(canonical)).bind(3, std::int64_t(std::time(nullptr)));
     try {
       s.step();
     } catch (const DbError& e) {
@@ -164,10 +169,12 @@ class SqliteDatabase final : public Database {
   }
 
   void set_domains(const std::string& name, const std::vector<std::string>& domains) override {
+    std::vector<std::string> canonical = canonical_domains(domains);
     std::lock_guard<std::recursive_mutex> lock(mutex_);
     Tx tx(*this);
+    check_domains_free(name, canonical);
     Statement s(db_, "UPDATE sites SET domains = ? WHERE name = ?");
-    s.bind(1, join(domains)).bind(2, name).step();
+    s.bind(1, join(canonical)).bind(2, name).step();
     if (sqlite3_changes(db_) == 0)
       throw DbError(DbError::Kind::not_found, "no site named '" + name + "'");
     bump();
@@ -366,6 +373,34 @@ class SqliteDatabase final : public Database {
 
  private:
   friend class Statement;
+  // Every domain in its canonical form, each once, in the order given.
+  static std::vector<std::string> canonical_domains(const std::vector<std::string>& domains) {
+    std::vector<std::string> out;
+    for (const auto& d : domains) {
+      std::string c;
+      try {
+        c = normalise_domain(d);
+      } catch (const std::invalid_argument& e) {
+        throw DbError(DbError::Kind::invalid, e.what());
+      }
+      if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(std::move(c));
+    }
+    return out;
+  }
+
+  // A domain answers for one site only (inside the caller's transaction, so
+  // two writers cannot both claim one).
+  void check_domains_free(const std::string& name, const std::vector<std::string>& domains) {
+    if (domains.empty()) return;
+    Statement s(db_, "SELECT name, domains FROM sites WHERE name != ? AND domains != ''");
+    s.bind(1, name);
+    while (s.step())
+      for (const auto& taken : split(s.text(1)))
+        if (std::find(domains.begin(), domains.end(), taken) != domains.end())
+          throw DbError(DbError::Kind::conflict,
+                        "domain '" + taken + "' already belongs to site '" + s.text(0) + "'");
+  }
+
   struct Tx {
     explicit Tx(SqliteDatabase& d) : db(d) { db.exec("BEGIN IMMEDIATE"); }
     ~Tx() {

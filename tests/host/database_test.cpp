@@ -424,3 +424,83 @@ TEST(OpenSqlite, NamesAFileThatIsNotADatabase) {
     EXPECT_NE(std::string(e.what()).find("not a database"), std::string::npos) << e.what();
   }
 }
+
+// --- custom domains
+// -------------------------------------------------------------------------------
+
+namespace {
+
+std::string domain_error(std::string_view d, std::string_view base = "localhost") {
+  try {
+    host::normalise_domain(d, base);
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Domains, CaseTrailingDotAndIdnaGiveOneSpelling) {
+  EXPECT_EQ(host::normalise_domain("EXAMPLE2.TEST."), "example2.test");
+  EXPECT_EQ(host::normalise_domain("Www.Example.Com"), "www.example.com");
+  EXPECT_EQ(host::normalise_domain("b\xc3\xbc"
+                                   "cher.example"),
+            "xn--bcher-kva.example");
+  EXPECT_EQ(host::normalise_domain("B\xc3\x9c"
+                                   "CHER.Example."),
+            "xn--bcher-kva.example")
+      << "UTS #46 folds the case of non-ASCII letters too";
+  EXPECT_EQ(host::normalise_domain("xn--bcher-kva.example"), "xn--bcher-kva.example");
+  EXPECT_EQ(host::normalise_domain("*.Example.COM"), "*.example.com");
+  EXPECT_EQ(host::normalise_domain("*.sub.example.com."), "*.sub.example.com");
+}
+
+TEST(Domains, EachRuleIsNamed) {
+  EXPECT_NE(domain_error("").find("cannot be empty"), std::string::npos);
+  EXPECT_NE(domain_error("a b.test").find("only letters, digits"), std::string::npos);
+  EXPECT_NE(domain_error("under_score.test").find("only letters, digits"), std::string::npos);
+  EXPECT_NE(domain_error("example.test:8080").find("only letters, digits"), std::string::npos);
+  EXPECT_NE(domain_error("a..test").find("empty label"), std::string::npos);
+  EXPECT_NE(domain_error(".test").find("empty label"), std::string::npos);
+  EXPECT_NE(domain_error("-a.test").find("starts or ends with '-'"), std::string::npos);
+  EXPECT_NE(domain_error(std::string(64, 'a') + ".test").find("longer than 63"), std::string::npos);
+  std::string long_name;
+  for (int i = 0; i < 50; ++i) long_name += "abcd.";
+  EXPECT_NE(domain_error(long_name + "test").find("longer than 253"), std::string::npos);
+  EXPECT_NE(domain_error("intranet").find("at least two labels"), std::string::npos);
+  EXPECT_NE(domain_error("127.0.0.1").find("IP address"), std::string::npos);
+  EXPECT_NE(domain_error("a.*.test").find("whole first label"), std::string::npos);
+  EXPECT_NE(domain_error("*example.test").find("whole first label"), std::string::npos);
+  EXPECT_NE(domain_error("*.com").find("at least two labels"), std::string::npos);
+  EXPECT_NE(domain_error("xn--zz.test").find("not valid punycode"), std::string::npos);
+  EXPECT_NE(domain_error("demo.localhost").find("under the base domain 'localhost'"),
+            std::string::npos);
+  EXPECT_NE(domain_error("DEMO.LOCALHOST.").find("under the base domain"), std::string::npos);
+  EXPECT_NE(domain_error("*.localhost").find("under the base domain"), std::string::npos);
+  EXPECT_EQ(domain_error("notlocalhost.test"), "");
+  EXPECT_EQ(domain_error("mylocalhost"), domain_error("mylocalhost", ""))
+      << "a name merely ending in the base domain's letters is not under it";
+}
+
+TEST_F(DatabaseTest, ADomainBelongsToOneSite) {
+  db->create_site("first", {"Shop.Example.Test."});
+  EXPECT_EQ(db->site("first")->domains, std::vector<std::string>{"shop.example.test"});
+  try {
+    db->create_site("second", {"shop.example.test"});
+    FAIL() << "a second site took a domain";
+  } catch (const DbError& e) {
+    EXPECT_EQ(e.kind(), DbError::Kind::conflict);
+    EXPECT_NE(std::string(e.what()).find("already belongs to site 'first'"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(db->site("second")) << "the refused site was not created";
+  db->create_site("second", {"*.example.test"});  // a wildcard over it is another name
+  EXPECT_EQ(kind_of([&] { db->set_domains("second", {"SHOP.example.test"}); }),
+            DbError::Kind::conflict);
+  EXPECT_EQ(db->site("second")->domains, std::vector<std::string>{"*.example.test"});
+  db->set_domains("first", {"shop.example.test", "SHOP.EXAMPLE.TEST"});
+  EXPECT_EQ(db->site("first")->domains, std::vector<std::string>{"shop.example.test"})
+      << "one domain, said twice, is stored once";
+  EXPECT_EQ(kind_of([&] { db->set_domains("first", {"bad domain"}); }), DbError::Kind::invalid);
+}

@@ -36,7 +36,7 @@ struct FileRecord {
 struct SiteInfo {
   std::int64_t id = 0;
   std::string name;
-  std::vector<std::string> domains;  // custom domains, lowercase
+  std::vector<std::string> domains;  // custom domains, normalised (normalise_domain)
   std::optional<std::int64_t> live_deploy;
   std::string config_json;  // the live deploy's site config ("{}" if none)
   std::int64_t created_at = 0;
@@ -54,6 +54,16 @@ struct DeployInfo {
 /// Site names are DNS labels: 1-63 of a-z, 0-9 and '-', not starting or
 /// ending with '-'. Returns an error message naming the rule, or "".
 std::string site_name_error(std::string_view name);
+
+/// The canonical form of a custom domain: lowercase, without the trailing
+/// dot, an international name in punycode (IDNA2008 with UTS #46 mapping:
+/// "Bücher.Example." becomes "xn--bcher-kva.example"). `*.example.com` is a
+/// wildcard: every host under example.com, at any depth, but not
+/// example.com itself; a more specific name or wildcard wins. Throws
+/// std::invalid_argument naming the rule broken: LDH labels of 1-63 bytes,
+/// at most 253 in all, at least two labels, not an IP address, and nothing
+/// at or under `base_domain` (where NAME.BASE already names each site).
+std::string normalise_domain(std::string_view domain, std::string_view base_domain = {});
 
 class Database {
  public:
