@@ -195,10 +195,16 @@ int supervise(SupervisorOptions& o) {
       return false;
     }
     if (pid == 0) {
-      // The worker: back to a plain signal mask (it waits for its own).
+      // The worker: SIGCHLD back to normal; the stop and reload signals stay
+      // blocked, for it to wait for (runtime::wait_for_signal). Unblocking
+      // them here would let a SIGTERM that comes before the worker is ready
+      // to wait (a drain just after a reload) kill it instead of draining it.
       ::close(pipefd[0]);
       ::close(sfd);
-      sigprocmask(SIG_UNBLOCK, &set, nullptr);
+      sigset_t chld;
+      sigemptyset(&chld);
+      sigaddset(&chld, SIGCHLD);
+      sigprocmask(SIG_UNBLOCK, &chld, nullptr);
       ::signal(SIGCHLD, SIG_DFL);
       unsetenv("NOTIFY_SOCKET");  // only the master speaks to systemd
       end_worker(o.run_worker(index, gen, pipefd[1]));

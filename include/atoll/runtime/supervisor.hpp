@@ -40,7 +40,9 @@ struct SupervisorOptions {
   std::int64_t stop_timeout_ms = 15'000;
   /// Runs in the child process: serve as worker `index` of generation
   /// `generation`; write one byte to `ready_fd` once accepting; return the
-  /// exit code when told to stop (SIGTERM).
+  /// exit code when told to stop (SIGTERM). It starts with SIGTERM, SIGINT,
+  /// SIGHUP, SIGUSR2 and SIGQUIT blocked: wait for them with
+  /// runtime::wait_for_signal(), so one sent early waits instead of killing.
   std::function<int(unsigned index, unsigned generation, int ready_fd)> run_worker;
   /// Called in the master on SIGHUP before new workers start; return false to
   /// keep the current settings (the error is the callee's to log).
