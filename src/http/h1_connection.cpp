@@ -13,6 +13,8 @@ namespace atl::http {
 
 namespace {
 
+constexpr std::string_view bare_lf =
+    "a line of the request head ends in a bare LF (CRLF is required)";
 constexpr std::size_t cap = net::Buffer::capacity;
 // A response head must fit one output buffer; bigger header sets are refused
 // with a 500 rather than sent in pieces.
@@ -223,6 +225,10 @@ Task<Http1Conn::Head> Http1Conn::read_head() {
       ++in_start_;
     if (in_start_ < in_end_) {
       if (!deadline) {
+        // A TLS ClientHello (a handshake record: 0x16) on a plain port: the
+        // client expects TLS, and an HTTP 400 in clear text would only be
+        // garbage to it. Close at once.
+        if (requests_ == 0 && in_.data()[in_start_] == 0x16) co_return Head::closed;
         deadline = sock_.loop_now() + opt_.header_timeout_ms;
         sock_.set_deadline(deadline);
       }
@@ -246,6 +252,17 @@ Task<Http1Conn::Head> Http1Conn::read_head() {
       if (end != std::string_view::npos) {
         sock_.set_deadline(0);
         co_return parse_head(head_len) ? Head::ok : Head::error;
+      }
+      // A head with bare LF line ends never holds CRLFCRLF: refuse it now
+      // (parse_head() would), not when the header timeout ends the wait.
+      for (std::size_t lf = data.find('\n', from); lf != std::string_view::npos;
+           lf = data.find('\n', lf + 1)) {
+        if (lf == 0 || data[lf - 1] != '\r') {
+          sock_.set_deadline(0);
+          in_start_ = in_end_;
+          head_error_ = {400, std::string(bare_lf)};
+          co_return Head::error;
+        }
       }
       scanned = in_end_;
     } else {
@@ -309,7 +326,7 @@ bool Http1Conn::parse_head(std::size_t head_len) {
        lf = head.find('\n', lf + 1)) {
     if (lf == 0 || head[lf - 1] != '\r') {
       in_start_ += head_len;
-      head_error_ = {400, "a line of the request head ends in a bare LF (CRLF is required)"};
+      head_error_ = {400, std::string(bare_lf)};
       return false;
     }
   }

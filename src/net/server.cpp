@@ -379,6 +379,23 @@ void Server::start_connection(LoopState& ls, int fd, const sockaddr* peer, sockl
 
 Task<> Server::tls_connection(ConnState& cs) {
   cs.sock.set_deadline(cs.ls->loop->now_ms() + options_.tls->handshake_timeout_ms);
+  // A TLS client's first byte starts a handshake record (0x16). Anything
+  // else is a client speaking plain text to this port: tell it so.
+  for (;;) {
+    char first = 0;
+    IoResult p = cs.sock.peek({&first, 1});
+    if (p.error == EAGAIN) {
+      IoResult ready = co_await cs.sock.wait_readable();
+      if (!ready) co_return;
+      continue;
+    }
+    if (!p || p.bytes == 0) co_return;
+    if (first != 0x16) {
+      co_await plaintext_on_tls_port(cs);
+      co_return;
+    }
+    break;
+  }
   IoResult r = co_await cs.sock.tls_handshake();
   cs.sock.set_deadline(0);
   if (!r) {
@@ -387,6 +404,26 @@ Task<> Server::tls_connection(ConnState& cs) {
     co_return;
   }
   co_await handler_(cs.sock);
+}
+
+Task<> Server::plaintext_on_tls_port(ConnState& cs) {
+  log::debug("plain text from {} on a TLS port: answered and closed", cs.sock.peer().to_string());
+  cs.sock.drop_tls();
+  const std::string& reply = options_.tls->plaintext_reply;
+  if (reply.empty()) co_return;
+  IoResult w = co_await cs.sock.write(std::string_view(reply));
+  if (!w) co_return;
+  // Read (and drop) what the client sent until it closes, for at most a
+  // second: closing with its request unread would reset the connection,
+  // and the client might lose our answer.
+  cs.sock.shutdown_write();
+  cs.sock.set_deadline(cs.ls->loop->now_ms() + 1000);
+  char sink[4096];
+  for (std::size_t total = 0; total < 64 * 1024;) {
+    IoResult r = co_await cs.sock.read(sink);
+    if (!r || r.bytes == 0) break;
+    total += r.bytes;
+  }
 }
 
 ConnectionEvent Server::connection_event(const ConnState& cs) const {

@@ -313,6 +313,17 @@ void Socket::shutdown_write() noexcept {
 // OpenSSL does the socket I/O itself (SSL_set_fd); WANT_READ / WANT_WRITE mean
 // its read or write met EAGAIN, so we clear the matching edge and wait.
 
+void Socket::drop_tls() noexcept {
+  if (ssl_) SSL_free(ssl_);
+  ssl_ = nullptr;
+}
+
+IoResult Socket::peek(std::span<char> buf) noexcept {
+  ssize_t n = ::recv(watch_.fd, buf.data(), buf.size(), MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0) return IoResult{0, errno == EWOULDBLOCK ? EAGAIN : errno};
+  return IoResult{std::size_t(n), 0};
+}
+
 Task<IoResult> Socket::tls_handshake() {
   for (;;) {
     ERR_clear_error();

@@ -45,6 +45,10 @@ Task<> serve_http1(net::Socket& socket, const App& app, const HttpOptions& optio
 /// A transport handler that serves `app` over HTTP/1.1 (HTTP/2 by ALPN later).
 net::Handler make_handler(App app, HttpOptions options = {});
 
+/// What a server sends to plain HTTP that arrives on a TLS port (for
+/// net::TlsOptions::plaintext_reply): a 400 saying to use https://.
+std::string plaintext_on_tls_reply();
+
 /// Runs `app` on a server until SIGINT or SIGTERM, then drains and returns.
 /// Prints the bound addresses on stdout. Throws if a listener cannot be made.
 void serve(net::ServerOptions server, App app, HttpOptions options = {});

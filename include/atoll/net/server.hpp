@@ -127,6 +127,7 @@ class Server {
   struct ConnState;
   void start_connection(LoopState& ls, int fd, const sockaddr* peer, socklen_t len);
   runtime::Task<> tls_connection(ConnState& cs);
+  runtime::Task<> plaintext_on_tls_port(ConnState& cs);
   ConnectionEvent connection_event(const ConnState& cs) const;
   static void connection_done(runtime::RootLink* link, std::exception_ptr error, bool finished);
   bool try_take_slot() noexcept;

@@ -128,6 +128,12 @@ class Socket {
   /// Runs the server side of the TLS handshake (SSL object already attached).
   runtime::Task<IoResult> tls_handshake();
   void attach_tls(SSL* ssl) noexcept { ssl_ = ssl; }
+  /// Gives TLS up before the handshake: plain text from here on (to answer
+  /// a client that spoke plain text to a TLS port).
+  void drop_tls() noexcept;
+  /// Copies the bytes waiting to be read, without consuming them or
+  /// waiting (MSG_PEEK on the descriptor, beneath TLS); EAGAIN if none.
+  IoResult peek(std::span<char> buf) noexcept;
   /// The server is draining: wake an idle reader (see set_wake_on_drain).
   void notify_drain() noexcept;
   /// Fails every pending and later operation with ECANCELED and shuts the

@@ -29,6 +29,10 @@ struct TlsOptions {
   /// client that opens a connection and sends nothing holds a slot (and a
   /// TLS state of some kilobytes) for no more than this.
   std::int64_t handshake_timeout_ms = 10'000;
+  /// What a client that speaks plain text to this port (its first byte is
+  /// not a TLS handshake record) is sent before the connection closes: the
+  /// protocol layer puts an HTTP 400 here (nginx's 497 idea). Empty: close.
+  std::string plaintext_reply;
 };
 
 /// Shared, immutable-after-construction TLS state for a server.
