@@ -32,6 +32,13 @@ std::string token_of(const HostTarget& t) {
   return env ? env : "";
 }
 
+// The admin API of the server that --server names.
+HttpResponse call(const HostTarget& t, const std::string& method, const std::string& path,
+                  const std::string& content_type = "", const std::string& body = "") {
+  return http_request({.base_url = t.server, .token = token_of(t), .ca_file = t.ca}, method, path,
+                      content_type, body);
+}
+
 std::string read_all(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   std::ostringstream ss;
@@ -99,6 +106,8 @@ void add_target_options(CLI::App& cmd, HostTarget& t) {
       ->capture_default_str();
   cmd.add_option("--server", t.server, "Admin API of a running server, e.g. http://127.0.0.1:8081");
   cmd.add_option("--token", t.token, "Admin token (default: $ATOLL_TOKEN)");
+  cmd.add_option("--ca", t.ca, "PEM CA certificates to trust for an https:// --server")
+      ->check(CLI::ExistingFile);
 }
 
 int run_publish(const PublishSettings& s) {
@@ -136,20 +145,19 @@ int run_publish(const PublishSettings& s) {
       files[p] = h;
       by_hash[h] = s.dir + "/" + p;
     }
-    std::string token = token_of(s.target);
     json hashes = json::array();
     for (const auto& [h, _] : by_hash) hashes.push_back(h);
-    auto missing = expect(http_request("POST", s.target.server + "/api/blobs/missing", token,
-                                       "application/json", json{{"hashes", hashes}}.dump()),
+    auto missing = expect(call(s.target, "POST", "/api/blobs/missing", "application/json",
+                               json{{"hashes", hashes}}.dump()),
                           {200}, "asking which files the server lacks")["missing"];
     for (const auto& h : missing)
-      expect(http_request("PUT", s.target.server + "/api/blobs/" + h.get<std::string>(), token,
-                          "application/octet-stream", read_all(by_hash[h.get<std::string>()])),
+      expect(call(s.target, "PUT", "/api/blobs/" + h.get<std::string>(), "application/octet-stream",
+                  read_all(by_hash[h.get<std::string>()])),
              {201}, "uploading " + by_hash[h.get<std::string>()]);
     json body = {{"files", files}};
     if (!config.empty()) body["config"] = config;
-    auto r = expect(http_request("POST", s.target.server + "/api/sites/" + s.site + "/deploys",
-                                 token, "application/json", body.dump()),
+    auto r = expect(call(s.target, "POST", "/api/sites/" + s.site + "/deploys", "application/json",
+                         body.dump()),
                     {201}, "creating the deploy");
     say_skipped(skipped);
     std::printf("deploy %lld of %s is live: %zu files, %zu uploaded\n",
@@ -171,8 +179,8 @@ int run_rollback(const RollbackSettings& s) {
     } else {
       json body = json::object();
       if (s.to) body["to"] = *s.to;
-      live = expect(http_request("POST", s.target.server + "/api/sites/" + s.site + "/rollback",
-                                 token_of(s.target), "application/json", body.dump()),
+      live = expect(call(s.target, "POST", "/api/sites/" + s.site + "/rollback", "application/json",
+                         body.dump()),
                     {200}, "rolling back")["live"];
     }
     std::printf("%s: deploy %lld is live\n", s.site.c_str(), static_cast<long long>(live));
@@ -195,8 +203,7 @@ int run_sites(const ListSettings& s) {
                     domains.c_str());
       }
     } else {
-      auto j = expect(http_request("GET", s.target.server + "/api/sites", token_of(s.target)),
-                      {200}, "listing sites");
+      auto j = expect(call(s.target, "GET", "/api/sites"), {200}, "listing sites");
       for (const auto& site : j["sites"]) {
         std::string domains;
         for (const auto& d : site["domains"])
@@ -224,9 +231,8 @@ int run_deploys(const ListSettings& s) {
                     when(d.created_at).c_str(), static_cast<long long>(d.files),
                     static_cast<unsigned long long>(d.bytes), d.live ? "live" : "");
     } else {
-      auto j = expect(http_request("GET", s.target.server + "/api/sites/" + s.site + "/deploys",
-                                   token_of(s.target)),
-                      {200}, "listing deploys");
+      auto j = expect(call(s.target, "GET", "/api/sites/" + s.site + "/deploys"), {200},
+                      "listing deploys");
       for (const auto& d : j["deploys"])
         std::printf("%-8lld %-22s %8lld %12llu %s\n",
                     static_cast<long long>(d["id"].get<std::int64_t>()),

@@ -12,6 +12,7 @@ struct HostTarget {
   std::string data = "atoll-data";
   std::string server;  // http://127.0.0.1:8081: use the admin API instead of --data
   std::string token;   // or ATOLL_TOKEN
+  std::string ca;      // PEM CA file to trust for an https:// server
 };
 
 struct PublishSettings {

@@ -96,6 +96,8 @@ int run_worker(const ServeSettings& s, net::ServerOptions options, std::vector<i
       net::ServerOptions admin_options;
       admin_options.loops = 1;  // the admin API is not the hot path
       admin_options.inherited_listeners = {admin_fd};
+      if (!s.admin_tls_cert.empty())
+        admin_options.tls = tls_options(s.admin_tls_cert, s.admin_tls_key);
       host::AdminOptions ao{.token = token};
       ao.max_upload = s.max_upload;
       ao.server_info = [&server] { return server.info(); };
@@ -239,7 +241,8 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
   for (std::size_t i = 0; i < per_worker; ++i) {
     auto ep = net::Endpoint::local_of(fds[i]);
     if (with_admin && i == per_worker - 1)
-      std::printf("admin API on http://%s\n", ep.to_string().c_str());
+      std::printf("admin API on http%s://%s\n", s.admin_tls_cert.empty() ? "" : "s",
+                  ep.to_string().c_str());
     else if (ep.is_unix())
       std::printf("serving sites on %s (each site by its Host header)\n", ep.to_string().c_str());
     else

@@ -60,6 +60,11 @@ void add_serve_options(CLI::App& cmd, ServeSettings& s) {
       ->check(CLI::ExistingFile);
   cmd.add_option("--tls-key", s.tls_key, "PEM private key for --tls-cert")
       ->check(CLI::ExistingFile);
+  cmd.add_option("--admin-tls-cert", s.admin_tls_cert,
+                 "PEM certificate chain: the admin API speaks HTTPS (may be --tls-cert's file)")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--admin-tls-key", s.admin_tls_key, "PEM private key for --admin-tls-cert")
+      ->check(CLI::ExistingFile);
   cmd.add_option("--cache-control", s.cache_control,
                  "Quick mode: Cache-Control for every file (default: none)");
   cmd.add_flag("!--no-precompressed", s.precompressed, "Quick mode: ignore .br/.zst/.gz siblings");
@@ -99,21 +104,13 @@ void apply_config_file(CLI::App& cmd, ServeSettings& s) {
       throw std::invalid_argument(where(*n) + "'" + key + "' must be a non-negative integer");
     if (!given(flag)) out = static_cast<std::remove_reference_t<decltype(out)>>(*v);
   };
-  static const std::set<std::string> known = {"listen",
-                                              "admin_listen",
-                                              "data",
-                                              "base_domain",
-                                              "demo_sites",
-                                              "loops",
-                                              "workers",
-                                              "max_connections",
-                                              "max_upload",
-                                              "tls_cert",
-                                              "tls_key",
-                                              "access_log",
-                                              "access_log_format",
-                                              "root",
-                                              "cache_control"};
+  static const std::set<std::string> known = {
+      "listen",        "admin_listen",    "data",
+      "base_domain",   "demo_sites",      "loops",
+      "workers",       "max_connections", "max_upload",
+      "tls_cert",      "tls_key",         "admin_tls_cert",
+      "admin_tls_key", "access_log",      "access_log_format",
+      "root",          "cache_control"};
   for (auto& [k, v] : t)
     if (!known.count(std::string(k.str())))
       throw std::invalid_argument(where(v) + "unknown setting '" + std::string(k.str()) + "'");
@@ -138,6 +135,8 @@ void apply_config_file(CLI::App& cmd, ServeSettings& s) {
   str("demo_sites", "--demo-sites", s.demo_sites);
   str("tls_cert", "--tls-cert", s.tls_cert);
   str("tls_key", "--tls-key", s.tls_key);
+  str("admin_tls_cert", "--admin-tls-cert", s.admin_tls_cert);
+  str("admin_tls_key", "--admin-tls-key", s.admin_tls_key);
   str("access_log", "--access-log", s.access_log);
   str("access_log_format", "--access-log-format", s.access_log_format);
   str("root", "--root", s.root);
@@ -217,10 +216,21 @@ int run_quick(const ServeSettings& s, net::ServerOptions options) {
 
 }  // namespace
 
+net::TlsOptions tls_options(const std::string& cert, const std::string& key) {
+  return net::TlsOptions{.cert_file = cert,
+                         .key_file = key,
+                         .alpn = {"http/1.1"},
+                         .plaintext_reply = http::plaintext_on_tls_reply()};
+}
+
 int run_serve(const ServeSettings& s, std::function<bool(ServeSettings&)> reload,
               std::vector<std::string> argv) {
   if (s.tls_cert.empty() != s.tls_key.empty()) {
     std::fprintf(stderr, "atoll serve: --tls-cert and --tls-key go together\n");
+    return 2;
+  }
+  if (s.admin_tls_cert.empty() != s.admin_tls_key.empty()) {
+    std::fprintf(stderr, "atoll serve: --admin-tls-cert and --admin-tls-key go together\n");
     return 2;
   }
   net::ServerOptions options;
@@ -232,10 +242,13 @@ int run_serve(const ServeSettings& s, std::function<bool(ServeSettings&)> reload
     std::fprintf(stderr, "atoll serve: %s\n", e.c_str());
     return 2;
   }
-  if (!s.tls_cert.empty())
-    options.tls =
-        net::TlsOptions{.cert_file = s.tls_cert, .key_file = s.tls_key, .alpn = {"http/1.1"}};
+  if (!s.tls_cert.empty()) options.tls = tls_options(s.tls_cert, s.tls_key);
   try {
+    // Certificates are loaded here once, so a bad one is an error at start
+    // that names the file, not a worker that fails and restarts.
+    if (options.tls) net::TlsContext check(*options.tls);
+    if (!s.admin_tls_cert.empty())
+      net::TlsContext check(tls_options(s.admin_tls_cert, s.admin_tls_key));
     return s.root.empty() ? run_host(s, options, std::move(reload), std::move(argv))
                           : run_quick(s, options);
   } catch (const std::exception& e) {

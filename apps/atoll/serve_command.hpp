@@ -25,6 +25,8 @@ struct ServeSettings {
   std::size_t max_upload = 256 * 1024 * 1024;  // admin API; see host::AdminOptions::max_upload
   std::string tls_cert;
   std::string tls_key;
+  std::string admin_tls_cert;  // the admin API over HTTPS (its token never crosses in clear)
+  std::string admin_tls_key;
   std::string cache_control;
   bool precompressed = true;
   std::string access_log = "-";
@@ -39,6 +41,8 @@ void apply_config_file(CLI::App& cmd, ServeSettings& s);
 std::string listen_options(const std::vector<std::string>& listen, net::ServerOptions& options);
 /// The request-id and access-log middleware the settings ask for.
 std::vector<web::Middleware> logging(const ServeSettings& s);
+/// TLS settings for a listener: HTTP/1.1 by ALPN, a 400 for plain HTTP.
+net::TlsOptions tls_options(const std::string& cert, const std::string& key);
 /// Where the demo sites are: --demo-sites, ./examples/sites, or beside the binary.
 std::string find_demo_sites(const ServeSettings& s);
 

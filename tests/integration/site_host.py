@@ -25,7 +25,7 @@ import tempfile
 from atoll_proc import AtollProcess, binary, check_log
 
 _SITES = re.compile(rb"serving sites on https?://([0-9.]+|\[[0-9a-fA-F:]+\]):(\d+) ")
-_ADMIN = re.compile(rb"admin API on http://([0-9.]+):(\d+)\n")
+_ADMIN = re.compile(rb"admin API on https?://([0-9.]+):(\d+)\n")
 _TOKEN = re.compile(rb"admin token \(shown once[^)]*\): ([0-9a-f]+)\n")
 
 _help_cache = {}
