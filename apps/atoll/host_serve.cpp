@@ -18,6 +18,7 @@
 #include "serve_command.hpp"
 
 #include <atoll/host/admin.hpp>
+#include <atoll/host/certificates.hpp>
 #include <atoll/host/deploy_bell.hpp>
 #include <atoll/host/host.hpp>
 #include <atoll/host/publish.hpp>
@@ -37,6 +38,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <thread>
 #include <utility>
 
@@ -70,6 +72,48 @@ void publish_demo_sites(const ServeSettings& s) {
   }
 }
 
+// The certificates a worker's TLS listener picks by SNI: the config's and
+// the sites' own, installed through the admin API into DATA/certs. Refreshed
+// from the host's watcher thread (and the admin API's), so it locks.
+class SniCertificates {
+ public:
+  explicit SniCertificates(const ServeSettings& s) : certs_(s.data) {
+    for (const auto& c : s.certificates) configured_.push_back({"", c.cert, c.key});
+  }
+  void attach(net::TlsContext* tls) {
+    std::lock_guard lock(mutex_);
+    tls_ = tls;
+    seen_ = -1;
+    if (tls_) refresh_locked();
+  }
+  void refresh() {
+    std::lock_guard lock(mutex_);
+    if (tls_) refresh_locked();
+  }
+
+ private:
+  void refresh_locked() {
+    std::int64_t v = certs_.version();
+    if (v == seen_) return;
+    seen_ = v;
+    auto hosts = configured_;
+    auto sites = certs_.hosts();
+    hosts.insert(hosts.end(), sites.begin(), sites.end());
+    try {
+      tls_->set_hosts(hosts);
+      if (!sites.empty()) log::info("tls: {} site certificate(s) for SNI", sites.size());
+    } catch (const std::exception& e) {
+      log::error("tls: keeping the previous certificates: {}", e.what());
+    }
+  }
+
+  std::mutex mutex_;
+  host::CertificateStore certs_;
+  std::vector<net::TlsOptions::Host> configured_;
+  net::TlsContext* tls_ = nullptr;  // guarded by mutex_
+  std::int64_t seen_ = -1;          // guarded by mutex_
+};
+
 // One worker: serve until SIGTERM, then drain.
 int run_worker(const ServeSettings& s, net::ServerOptions options, std::vector<int> public_fds,
                int admin_fd, const std::string& token, int ready_fd,
@@ -78,11 +122,21 @@ int run_worker(const ServeSettings& s, net::ServerOptions options, std::vector<i
     runtime::block_termination_signals();
     std::shared_ptr<host::Database> db = host::open_sqlite(s.data + "/atoll.db");
     auto store = std::make_shared<host::ContentStore>(s.data);
-    host::Host site_host(db, store, {.base_domain = s.base_domain, .shared = shared});
+    // SNI: the config's [[certificates]] and the sites' own (DATA/certs),
+    // read again whenever the latter change.
+    SniCertificates sni(s);
+    host::Host site_host(
+        db, store,
+        {.base_domain = s.base_domain, .shared = shared, .on_poll = [&sni] { sni.refresh(); }});
     site_host.start();
     options.inherited_listeners = std::move(public_fds);
     net::Server server(options, http::make_handler(web::pipeline(logging(s), site_host.app())));
     server.start();
+    sni.attach(server.tls());
+    struct DetachSni {
+      SniCertificates& sni;
+      ~DetachSni() { sni.attach(nullptr); }
+    } detach_sni{sni};
     site_host.set_server_info([&server] { return server.info(); });
     // Whatever ends this scope (an admin listener that fails to start, too),
     // the watcher stops asking a server that is about to go.
@@ -98,7 +152,7 @@ int run_worker(const ServeSettings& s, net::ServerOptions options, std::vector<i
       admin_options.inherited_listeners = {admin_fd};
       if (!s.admin_tls_cert.empty())
         admin_options.tls = tls_options(s.admin_tls_cert, s.admin_tls_key);
-      host::AdminOptions ao{.token = token};
+      host::AdminOptions ao{.token = token, .data_dir = s.data};
       ao.max_upload = s.max_upload;
       ao.server_info = [&server] { return server.info(); };
       ao.draining = [&draining] { return draining.load(); };

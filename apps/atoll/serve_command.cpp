@@ -110,7 +110,7 @@ void apply_config_file(CLI::App& cmd, ServeSettings& s) {
       "workers",       "max_connections", "max_upload",
       "tls_cert",      "tls_key",         "admin_tls_cert",
       "admin_tls_key", "access_log",      "access_log_format",
-      "root",          "cache_control"};
+      "root",          "cache_control",   "certificates"};
   for (auto& [k, v] : t)
     if (!known.count(std::string(k.str())))
       throw std::invalid_argument(where(v) + "unknown setting '" + std::string(k.str()) + "'");
@@ -135,6 +135,22 @@ void apply_config_file(CLI::App& cmd, ServeSettings& s) {
   str("demo_sites", "--demo-sites", s.demo_sites);
   str("tls_cert", "--tls-cert", s.tls_cert);
   str("tls_key", "--tls-key", s.tls_key);
+  if (auto* n = t.get("certificates")) {
+    auto* arr = n->as_array();
+    if (!arr)
+      throw std::invalid_argument(where(*n) +
+                                  "'certificates' must be an array of tables ([[certificates]])");
+    s.certificates.clear();
+    for (auto& item : *arr) {
+      auto* c = item.as_table();
+      auto* cert = c ? c->get("cert") : nullptr;
+      auto* key = c ? c->get("key") : nullptr;
+      if (!cert || !key || !cert->is_string() || !key->is_string())
+        throw std::invalid_argument(where(item) +
+                                    "each [[certificates]] needs 'cert' and 'key' file names");
+      s.certificates.push_back({std::string(*cert->as_string()), std::string(*key->as_string())});
+    }
+  }
   str("admin_tls_cert", "--admin-tls-cert", s.admin_tls_cert);
   str("admin_tls_key", "--admin-tls-key", s.admin_tls_key);
   str("access_log", "--access-log", s.access_log);
@@ -247,6 +263,13 @@ int run_serve(const ServeSettings& s, std::function<bool(ServeSettings&)> reload
     // Certificates are loaded here once, so a bad one is an error at start
     // that names the file, not a worker that fails and restarts.
     if (options.tls) net::TlsContext check(*options.tls);
+    for (const auto& c : s.certificates) {
+      if (!options.tls)
+        throw std::invalid_argument(
+            "[[certificates]] in " + s.config +
+            " need a TLS listener: give --tls-cert/--tls-key (the certificate for other names)");
+      net::check_certificate(c.cert, c.key);
+    }
     if (!s.admin_tls_cert.empty())
       net::TlsContext check(tls_options(s.admin_tls_cert, s.admin_tls_key));
     return s.root.empty() ? run_host(s, options, std::move(reload), std::move(argv))

@@ -27,6 +27,13 @@ struct ServeSettings {
   std::string tls_key;
   std::string admin_tls_cert;  // the admin API over HTTPS (its token never crosses in clear)
   std::string admin_tls_key;
+  /// [[certificates]] cert = "...", key = "...": more certificates for SNI,
+  /// chosen by the names they carry (config file only; re-read on reload).
+  struct Certificate {
+    std::string cert, key;
+    bool operator==(const Certificate&) const = default;
+  };
+  std::vector<Certificate> certificates;
   std::string cache_control;
   bool precompressed = true;
   std::string access_log = "-";

@@ -2,6 +2,7 @@
 
 #include "host/archive.hpp"
 
+#include <atoll/host/certificates.hpp>
 #include <atoll/host/publish.hpp>
 #include <atoll/runtime/log.hpp>
 #include <atoll/runtime/offload.hpp>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -237,11 +239,45 @@ http::App admin_api(Host& host, AdminOptions options) {
     });
   });
 
+  api.put("/api/sites/:site/certificate", [st](http::Conn& c) -> Task<> {
+    std::string name(c.param("site"));
+    std::string body = co_await c.read_body(1024 * 1024);
+    auto j = parse_json(body);
+    if (!j || !j->is_object() || !(*j)["cert"].is_string() || !(*j)["key"].is_string()) {
+      co_await error(c, 400,
+                     "expected a JSON object {\"cert\": \"PEM chain\", \"key\": \"PEM key\"}");
+      co_return;
+    }
+    co_await run(c, [&] {
+      auto site = st->host.database().site(name);
+      if (!site) throw DbError(DbError::Kind::not_found, "no site named '" + name + "'");
+      if (st->options.data_dir.empty())
+        throw DbError(DbError::Kind::not_found, "this server keeps no certificates");
+      CertificateStore certs(st->options.data_dir);
+      auto names = certs.install(*site, st->host.options().base_domain,
+                                 (*j)["cert"].get<std::string>(), (*j)["key"].get<std::string>());
+      log::info("admin: certificate for site {} installed ({})", name, fmt::join(names, ", "));
+      st->host.reload();  // every worker picks it up for SNI
+      return Outcome{200, json{{"site", name}, {"names", names}}};
+    });
+  });
+
+  api.del("/api/sites/:site/certificate", [st](http::Conn& c) -> Task<> {
+    std::string name(c.param("site"));
+    co_await run(c, [&] {
+      if (st->options.data_dir.empty() || !CertificateStore(st->options.data_dir).remove(name))
+        throw DbError(DbError::Kind::not_found, "site '" + name + "' has no certificate");
+      st->host.reload();
+      return Outcome{204, {}};
+    });
+  });
+
   api.del("/api/sites/:site", [st](http::Conn& c) -> Task<> {
     std::string name(c.param("site"));
     co_await run(c, [&] {
       if (!st->host.database().delete_site(name))
         throw DbError(DbError::Kind::not_found, "no site named '" + name + "'");
+      if (!st->options.data_dir.empty()) CertificateStore(st->options.data_dir).remove(name);
       st->host.reload();
       return Outcome{204, {}};
     });

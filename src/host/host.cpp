@@ -261,6 +261,9 @@ struct Host::Impl {
     while (!stopping.load(std::memory_order_acquire)) {
       seen = shared->wait_for_change(seen, int(host.options_.poll_ms));
       if (stopping.load(std::memory_order_acquire)) break;
+      // Before load(), which tells reload() this worker is up to date: what
+      // the hook follows (certificates) is then in place when it answers.
+      poll_hook();
       try {
         load();
       } catch (const std::exception& e) {
@@ -274,6 +277,15 @@ struct Host::Impl {
         }
       }
       publish_worker_stats();
+    }
+  }
+
+  void poll_hook() {
+    if (!host.options_.on_poll) return;
+    try {
+      host.options_.on_poll();
+    } catch (const std::exception& e) {
+      log::error("host: {}", e.what());
     }
   }
 
@@ -665,6 +677,7 @@ void Host::stop() {
 }
 
 bool Host::reload(int wait_ms) {
+  impl_->poll_hook();
   impl_->load();
   // Wake the other workers, and answer when they too serve the new table.
   // This worker's table already holds the change (it read the database

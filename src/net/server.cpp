@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <stdexcept>
 #include <system_error>
@@ -204,6 +205,12 @@ void Server::open_listeners() {
 
 void Server::start() {
   if (started_.exchange(true)) throw std::logic_error("server: start() called twice");
+  // OpenSSL writes with write(2), and sendfile(2) has no MSG_NOSIGNAL: a
+  // peer that goes away mid-write would kill the process with SIGPIPE. A
+  // process that chose its own SIGPIPE handler keeps it.
+  struct sigaction old {};
+  if (sigaction(SIGPIPE, nullptr, &old) == 0 && old.sa_handler == SIG_DFL)
+    std::signal(SIGPIPE, SIG_IGN);
   // Use every descriptor the hard limit allows (as nginx's worker_rlimit_nofile).
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

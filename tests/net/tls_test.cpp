@@ -199,3 +199,61 @@ TEST(Tls, SendfileGoesThroughTheTlsLayer) {
   ::unlink(path.c_str());
   ::rmdir(dir.c_str());
 }
+
+TEST(Tls, CertificatesWithoutANameServeTheNamesTheyCarry) {
+  TlsOptions t = test_tls();
+  t.hosts = {{"", cert_dir() + "/a.pem", cert_dir() + "/a-key.pem"},
+             {"", cert_dir() + "/b.pem", cert_dir() + "/b-key.pem"}};
+  auto server = start_server({.tls = t}, describe_then_echo);
+  struct Case {
+    std::string sni, common_name;
+  };
+  for (const Case& k : std::vector<Case>{{"a.sni.test", "a.sni.test"},
+                                         {"b.sni.test", "*.b.sni.test"},
+                                         {"www.b.sni.test", "*.b.sni.test"},
+                                         {"WWW.B.SNI.TEST.", "*.b.sni.test"},
+                                         {"x.www.b.sni.test", "localhost"},  // one label deep only
+                                         {"c.sni.test", "localhost"}}) {
+    TlsClient c;
+    ASSERT_TRUE(c.connect(server->port(), k.sni)) << c.error();
+    EXPECT_EQ(c.peer_common_name(), k.common_name) << "SNI '" << k.sni << "'";
+  }
+}
+
+TEST(Tls, SetHostsChangesCertificatesWhileServing) {
+  auto server = start_server({.tls = test_tls()}, describe_then_echo);
+  atl::net::Server* raw = server.get();
+  ASSERT_NE(raw->tls(), nullptr);
+  auto cn_for = [&](const std::string& sni) {
+    TlsClient c;
+    EXPECT_TRUE(c.connect(server->port(), sni)) << c.error();
+    return c.peer_common_name();
+  };
+  EXPECT_EQ(cn_for("a.sni.test"), "localhost");
+  EXPECT_EQ(cn_for("other.test"), "other.test");
+  raw->tls()->set_hosts({{"", cert_dir() + "/a.pem", cert_dir() + "/a-key.pem"}});
+  EXPECT_EQ(cn_for("a.sni.test"), "a.sni.test");
+  EXPECT_EQ(cn_for("other.test"), "localhost") << "the new set replaces the old one";
+  // A bad set changes nothing.
+  EXPECT_THROW(raw->tls()->set_hosts({{"", cert_dir() + "/b.pem", cert_dir() + "/a-key.pem"}}),
+               std::runtime_error);
+  EXPECT_EQ(cn_for("a.sni.test"), "a.sni.test");
+}
+
+TEST(Tls, CheckCertificateNamesWhatIsWrong) {
+  EXPECT_EQ(atl::net::check_certificate(cert_dir() + "/b.pem", cert_dir() + "/b-key.pem"),
+            (std::vector<std::string>{"b.sni.test", "*.b.sni.test"}));
+  auto error = [](const std::string& cert, const std::string& key) {
+    try {
+      atl::net::check_certificate(cert_dir() + cert, cert_dir() + key);
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error("/expired.pem", "/expired-key.pem").find("expired on Jan  2 00:00:00 2020"),
+            std::string::npos)
+      << error("/expired.pem", "/expired-key.pem");
+  EXPECT_NE(error("/a.pem", "/b-key.pem").find("b-key.pem"), std::string::npos);
+  EXPECT_NE(error("/missing.pem", "/a-key.pem").find("missing.pem"), std::string::npos);
+}

@@ -13,6 +13,9 @@
 //                                           201
 //   POST   /api/blobs/missing               {"hashes": [...]} → {"missing": [...]}
 //   PUT    /api/blobs/:hash                 the blob's bytes; 400 if they do not hash to :hash
+//   PUT    /api/sites/:site/domains         {"domains": [...]} → the site
+//   PUT    /api/sites/:site/certificate     {"cert": "PEM chain", "key": "PEM key"} → {"names"}
+//   DELETE /api/sites/:site/certificate     → 204 (404 if it had none)
 //   POST   /api/sites/:site/rollback        {"to": id} (optional) → {"live": id}
 //   POST   /api/cache/purge                 → 204
 //
@@ -42,6 +45,9 @@ struct AdminOptions {
   std::function<net::ServerInfo()> server_info;
   /// Says whether the process is draining (health answers 503 then).
   std::function<bool()> draining;
+  /// The data directory, for per-site certificates (DATA/certs); empty: the
+  /// certificate endpoints answer 404.
+  std::string data_dir;
 };
 
 /// The admin API as an App.

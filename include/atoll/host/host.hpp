@@ -48,6 +48,12 @@ struct HostOptions {
   /// Shared with the other workers (SharedState::create() in the master,
   /// before the fork); null: this Host makes its own.
   std::shared_ptr<SharedState> shared;
+  /// Called before each check for changes (so before this worker tells
+  /// reload() it is up to date): at every wake-up and poll of the watcher
+  /// thread, and by reload() (on its caller's thread). For other
+  /// per-worker state that follows the data directory (the SNI
+  /// certificates). Must be cheap; what it throws is logged.
+  std::function<void()> on_poll;
 };
 
 class Host {

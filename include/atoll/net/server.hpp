@@ -99,7 +99,8 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  /// Binds every listener and starts the loops. Throws std::system_error or
+  /// Binds every listener and starts the loops (and ignores SIGPIPE unless
+  /// the process has its own handler). Throws std::system_error or
   /// std::runtime_error naming the address when a listener cannot be made.
   void start();
   /// The TCP port actually bound (useful with port 0).
@@ -117,6 +118,8 @@ class Server {
 
   ServerInfo info() const;
   const ServerOptions& options() const noexcept { return options_; }
+  /// The TLS state (to change SNI certificates while serving), or null.
+  TlsContext* tls() const noexcept { return tls_.get(); }
 
   struct LoopState;  // private, per loop
 

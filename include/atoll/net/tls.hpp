@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ struct TlsOptions {
   /// Empty: no ALPN negotiation.
   std::vector<std::string> alpn;
   /// Per-host certificates chosen by SNI; unknown names get the default.
+  /// An empty `name` takes the names the certificate itself carries (its
+  /// subjectAltName DNS entries, or its CN), wildcards ("*.example.com",
+  /// one label deep, as TLS clients check them) included.
   struct Host {
     std::string name;
     std::string cert_file;
@@ -49,15 +53,31 @@ class TlsContext {
   /// A new server-side session on a connected descriptor.
   SSL* new_session(int fd) const;
 
+  /// Replaces the SNI certificates (TlsOptions::hosts) for handshakes that
+  /// start from now on; those in progress keep theirs. Every file is loaded
+  /// before anything changes: on an error (thrown, naming the file) the old
+  /// set stays. Safe to call from any thread.
+  void set_hosts(const std::vector<TlsOptions::Host>& hosts);
+
  private:
+  struct SniTable;
   static int on_servername(SSL* ssl, int* alert, void* arg);
   static int on_alpn(SSL* ssl, const unsigned char** out, unsigned char* outlen,
                      const unsigned char* in, unsigned inlen, void* arg);
   SSL_CTX* make_ctx(const std::string& cert, const std::string& key);
+  std::shared_ptr<const SniTable> build(const std::vector<TlsOptions::Host>& hosts);
 
   SSL_CTX* default_ = nullptr;
-  std::map<std::string, SSL_CTX*> by_host_;
-  std::string alpn_wire_;  // length-prefixed protocol list
+  mutable std::mutex sni_mutex_;
+  std::shared_ptr<const SniTable> sni_;  // guarded by sni_mutex_
+  std::string alpn_wire_;                // length-prefixed protocol list
 };
+
+/// What a certificate and key pair would serve: its names (as TlsOptions
+/// says), after checking that both files load, that they match, and that the
+/// certificate is within its validity period. Throws std::runtime_error
+/// naming the file and the reason.
+std::vector<std::string> check_certificate(const std::string& cert_file,
+                                           const std::string& key_file);
 
 }  // namespace atl::net
