@@ -20,13 +20,38 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <mutex>
+#include <utility>
 
 namespace atl::host {
 
 using nlohmann::json;
 
 namespace {
+
+// Refused tokens are recorded, but a flood of them must not fill the disk:
+// at most 10 a second each worker, and then one entry for those left out.
+struct RefusalBudget {
+  std::mutex mutex;
+  std::int64_t second = 0;
+  unsigned used = 0;
+  unsigned dropped = 0;
+  // Returns how many were dropped before this one, or -1 to drop this one.
+  long take(std::int64_t now_s) {
+    std::lock_guard lock(mutex);
+    if (now_s != second) {
+      second = now_s;
+      used = 0;
+    }
+    if (used >= 10) {
+      ++dropped;
+      return -1;
+    }
+    ++used;
+    return long(std::exchange(dropped, 0));
+  }
+};
 
 struct AdminState {
   AdminState(Host& h, AdminOptions o) : host(h), options(std::move(o)) {}
@@ -35,9 +60,30 @@ struct AdminState {
   // One deploy at a time: deploys are rare, and serialising them keeps
   // garbage collection from racing a deploy that is still storing blobs.
   std::mutex deploy_mutex;
+  RefusalBudget refusals;
+};
+
+// What the audit trail says of this request beyond its route and status.
+struct AuditNote {
+  std::string site;    // when the path does not name it (POST /api/sites)
+  std::string detail;  // the error, or what was made
 };
 
 Task<> reply(http::Conn& c, int status, const json& body) {
+  // The answer's gist, for the audit trail: the error, or what was made.
+  if (body.is_object()) {
+    auto& note = c.assign<AuditNote>();
+    if (body.contains("error") && body["error"].is_string())
+      note.detail = body["error"].get<std::string>();
+    else if (body.contains("deploy") && body.contains("files"))
+      note.detail = "deploy " + body["deploy"].dump() + ", " + body["files"].dump() + " files";
+    else if (body.contains("live"))
+      note.detail = "deploy " + body["live"].dump() + " live";
+    else if (body.contains("names"))
+      note.detail = "certificate for " + body["names"].dump();
+    else if (body.contains("domains"))
+      note.detail = "domains " + body["domains"].dump();
+  }
   c.set_header("Content-Type", "application/json");
   c.set_header("Cache-Control", "no-store");
   co_await c.send(status, body.dump() + "\n");
@@ -137,6 +183,45 @@ std::string read_domains(const json& list, const std::string& base_domain,
   return {};
 }
 
+// The audit trail's name for an admin write ("" for what it does not
+// record: reads, and blob uploads, which a deploy's entry covers), and the
+// site its path names.
+std::string audit_action(std::string_view method, std::string_view path, std::string& site) {
+  if (method == "GET" || method == "HEAD" || path.starts_with("/api/blobs")) return {};
+  if (path == "/api/cache/purge") return "purge";
+  if (path == "/api/sites") return method == "POST" ? "site.create" : std::string();
+  constexpr std::string_view prefix = "/api/sites/";
+  if (!path.starts_with(prefix))
+    return std::string(method) + " " + std::string(path.substr(0, 100));
+  std::string_view rest = path.substr(prefix.size());
+  std::string_view sub =
+      rest.find('/') == std::string_view::npos ? "" : rest.substr(rest.find('/'));
+  site = std::string(rest.substr(0, rest.find('/')).substr(0, 63));
+  if (sub.empty() && method == "DELETE") return "site.delete";
+  if (sub == "/domains") return "site.domains";
+  if (sub == "/certificate")
+    return method == "DELETE" ? "certificate.delete" : "certificate.install";
+  if (sub == "/deploys") return "deploy";
+  if (sub == "/rollback") return "rollback";
+  return std::string(method) + " " + std::string(path.substr(0, 100));
+}
+
+// Writes an audit entry (blocking: the database) and the matching log line.
+void write_audit(Database& db, AuditEntry e) {
+  auto line = fmt::format("audit: {} {}{}{} -> {}{}{}", e.peer, e.action,
+                          e.site.empty() ? "" : " site=", e.site, e.status,
+                          e.detail.empty() ? "" : ": ", e.detail);
+  if (e.status >= 400)
+    log::warn("{}", line);
+  else
+    log::info("{}", line);
+  try {
+    db.add_audit(e);
+  } catch (const std::exception& err) {
+    log::error("audit: cannot record the entry above: {}", err.what());
+  }
+}
+
 std::optional<json> parse_json(const std::string& body) {
   auto j = json::parse(body, nullptr, false);
   if (j.is_discarded()) return std::nullopt;
@@ -203,6 +288,7 @@ http::App admin_api(Host& host, AdminOptions options) {
       co_return;
     }
     std::string name = (*j)["name"];
+    c.assign<AuditNote>().site = name.substr(0, 63);
     std::vector<std::string> domains;
     if (j->contains("domains")) {
       if (auto e = read_domains((*j)["domains"], st->host.options().base_domain, domains);
@@ -416,6 +502,25 @@ http::App admin_api(Host& host, AdminOptions options) {
     co_await c.send(204, "");
   });
 
+  api.get("/api/audit", [st](http::Conn& c) -> Task<> {
+    std::string site(c.query().get("site").value_or(""));
+    std::size_t limit = 100;
+    if (auto l = c.query().get("limit"))
+      limit = std::size_t(std::clamp(std::atol(std::string(*l).c_str()), 1L, 10000L));
+    co_await run(c, [&] {
+      json list = json::array();
+      for (const auto& e : st->host.database().audit(limit, site))
+        list.push_back({{"id", e.id},
+                        {"at", e.at},
+                        {"peer", e.peer},
+                        {"action", e.action},
+                        {"site", e.site},
+                        {"status", e.status},
+                        {"detail", e.detail}});
+      return Outcome{200, json{{"entries", list}}};
+    });
+  });
+
   api.get("/metrics", [st](http::Conn& c) -> Task<> {
     net::ServerInfo info;
     bool have = bool(st->options.server_info);
@@ -437,15 +542,37 @@ http::App admin_api(Host& host, AdminOptions options) {
     const std::string& token = st->options.token;
     bool ok = auth.size() == 7 + token.size() && http::iequals(auth.substr(0, 7), "Bearer ") &&
               CRYPTO_memcmp(auth.data() + 7, token.data(), token.size()) == 0;
+    AuditEntry entry;
+    entry.peer = c.peer().host();
     if (!ok) {
       c.set_header("WWW-Authenticate", "Bearer realm=\"atoll admin\"");
       co_await error(
           c, 401,
           auth.empty() ? "missing Authorization: Bearer <token> (the token is in DATA/admin.token)"
                        : "wrong token");
-      co_return;
+      long dropped = st->refusals.take(std::int64_t(std::time(nullptr)));
+      if (dropped < 0) co_return;
+      entry.action = "auth.refused";
+      entry.status = 401;
+      entry.detail = std::string(c.method()) + " " + std::string(c.path().substr(0, 100)) +
+                     (auth.empty() ? ": no token" : ": wrong token");
+      if (dropped > 0) entry.detail += " (and " + std::to_string(dropped) + " more not recorded)";
+    } else {
+      co_await routes(c);
+      entry.action = audit_action(c.method(), c.path(), entry.site);
+      if (entry.action.empty()) co_return;
+      entry.status = c.status();
+      if (auto* note = c.find_assign<AuditNote>()) {
+        if (entry.site.empty()) entry.site = note->site;
+        entry.detail = note->detail;
+      }
     }
-    co_await routes(c);
+    // (Named, not a temporary: see run().)
+    auto job = runtime::offload([&st, &entry] {
+      write_audit(st->host.database(), entry);
+      return 0;
+    });
+    co_await job;
   };
 }
 

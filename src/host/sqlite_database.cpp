@@ -50,6 +50,14 @@ CREATE TABLE IF NOT EXISTS files(
   gz TEXT NOT NULL DEFAULT '', gz_size INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (deploy_id, path)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS deploys_by_site ON deploys(site_id, id);
+CREATE TABLE IF NOT EXISTS audit(
+  id INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  peer TEXT NOT NULL,
+  action TEXT NOT NULL,
+  site TEXT NOT NULL DEFAULT '',
+  status INTEGER NOT NULL,
+  detail TEXT NOT NULL DEFAULT '');
 )";
 
 std::string join(const std::vector<std::string>& v) {
@@ -358,6 +366,37 @@ class SqliteDatabase final : public Database {
     if (n) bump();
     tx.commit();
     return n;
+  }
+
+  void add_audit(const AuditEntry& e) override {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    Tx tx(*this);
+    Statement s(
+        db_, "INSERT INTO audit(at, peer, action, site, status, detail) VALUES (?, ?, ?, ?, ?, ?)");
+    s.bind(1, e.at ? e.at : std::int64_t(std::time(nullptr)))
+        .bind(2, e.peer)
+        .bind(3, e.action)
+        .bind(4, e.site)
+        .bind(5, std::int64_t(e.status))
+        .bind(6, e.detail.substr(0, 1000))
+        .step();
+    // The trail is bounded: the newest 100,000 entries (a few tens of MB).
+    Statement trim(db_, "DELETE FROM audit WHERE id <= last_insert_rowid() - 100000");
+    trim.step();
+    tx.commit();
+  }
+
+  std::vector<AuditEntry> audit(std::size_t limit, const std::string& site) override {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    Statement s(db_,
+                "SELECT id, at, peer, action, site, status, detail FROM audit "
+                "WHERE ? = '' OR site = ? ORDER BY id DESC LIMIT ?");
+    s.bind(1, site).bind(2, site).bind(3, std::int64_t(limit));
+    std::vector<AuditEntry> out;
+    while (s.step())
+      out.push_back({s.integer(0), s.integer(1), s.text(2), s.text(3), s.text(4), int(s.integer(5)),
+                     s.text(6)});
+    return out;
   }
 
   std::vector<std::string> referenced_hashes() override {

@@ -6,12 +6,34 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <charconv>
 #include <cstring>
+#include <ctime>
 
 namespace atl::http {
 
 namespace {
+
+// Requests the parser refuses (431, 414, smuggling attempts, bad paths) are
+// logged, but a flood must not fill the disk: at most 20 lines a second in
+// this process, then one line for those left out.
+void log_refused(const net::PeerAddress& peer, int status, std::string_view reason) {
+  static std::atomic<std::int64_t> window{0};
+  static std::atomic<unsigned> used{0}, dropped{0};
+  std::int64_t now = std::int64_t(std::time(nullptr));
+  std::int64_t w = window.load(std::memory_order_relaxed);
+  if (w != now && window.compare_exchange_strong(w, now, std::memory_order_relaxed)) {
+    used.store(0, std::memory_order_relaxed);
+    if (unsigned d = dropped.exchange(0, std::memory_order_relaxed))
+      log::warn("refused {} more request(s) without logging each (at most 20 lines a second)", d);
+  }
+  if (used.fetch_add(1, std::memory_order_relaxed) >= 20) {
+    dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  log::warn("refused a request from {}: {} {}", peer.to_string(), status, reason);
+}
 
 constexpr std::string_view bare_lf =
     "a line of the request head ends in a bare LF (CRLF is required)";
@@ -436,6 +458,7 @@ Task<> Http1Conn::run(const App& app) {
     Head h = co_await read_head();
     if (h == Head::closed) break;
     if (h == Head::error) {
+      log_refused(sock_.peer(), head_error_.status, head_error_.reason);
       co_await send_error_and_close(head_error_.status, head_error_.reason);
       refused_head = true;
       break;

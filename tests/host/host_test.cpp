@@ -107,6 +107,10 @@ class HoldingDb final : public host::Database {
   }
   std::size_t prune(const std::string& s, std::size_t k) override { return inner_->prune(s, k); }
   std::vector<std::string> referenced_hashes() override { return inner_->referenced_hashes(); }
+  void add_audit(const host::AuditEntry& e) override { inner_->add_audit(e); }
+  std::vector<host::AuditEntry> audit(std::size_t n, const std::string& s) override {
+    return inner_->audit(n, s);
+  }
 
  private:
   std::unique_ptr<host::Database> inner_;

@@ -18,6 +18,12 @@
 //   DELETE /api/sites/:site/certificate     → 204 (404 if it had none)
 //   POST   /api/sites/:site/rollback        {"to": id} (optional) → {"live": id}
 //   POST   /api/cache/purge                 → 204
+//   GET    /api/audit?site=&limit=          the audit trail, newest first (limit ≤ 10000)
+//
+// Every write (not blob uploads: their deploy is) and every refused token is
+// logged ("audit: PEER ACTION site=S -> STATUS: detail") and kept in the
+// database; refused tokens at most 10 a second per worker, then one entry
+// saying how many were left out.
 //
 // Errors are JSON {"error": "..."} with 400 (bad input, naming the rule),
 // 401 (no or wrong token), 404, 409 (exists), 413 (over the upload limit),

@@ -51,6 +51,17 @@ struct DeployInfo {
   bool live = false;
 };
 
+/// One line of the audit trail: an admin write or a refused token.
+struct AuditEntry {
+  std::int64_t id = 0;
+  std::int64_t at = 0;  // Unix seconds
+  std::string peer;     // the client's address
+  std::string action;   // "site.create", "deploy", "auth.refused", ...
+  std::string site;     // "" when none
+  int status = 0;       // the HTTP status answered
+  std::string detail;   // the error, or what was made ("deploy 12")
+};
+
 /// Site names are DNS labels: 1-63 of a-z, 0-9 and '-', not starting or
 /// ending with '-'. Returns an error message naming the rule, or "".
 std::string site_name_error(std::string_view name);
@@ -90,6 +101,10 @@ class Database {
   virtual std::size_t prune(const std::string& site, std::size_t keep) = 0;
   /// Every hash any kept deploy refers to (for blob garbage collection).
   virtual std::vector<std::string> referenced_hashes() = 0;
+  /// Appends to the audit trail (the newest 100,000 entries are kept).
+  virtual void add_audit(const AuditEntry& entry) = 0;
+  /// The newest `limit` entries, newest first; only `site`'s if not empty.
+  virtual std::vector<AuditEntry> audit(std::size_t limit, const std::string& site = "") = 0;
 };
 
 /// SQLite in WAL mode at `path`; several processes may share the file.
