@@ -2,6 +2,8 @@
 
 #include "http_client.hpp"
 
+#include "host/archive.hpp"
+
 #include <atoll/host/database.hpp>
 #include <atoll/host/deploy_bell.hpp>
 #include <atoll/host/publish.hpp>
@@ -150,10 +152,24 @@ int run_publish(const PublishSettings& s) {
     auto missing = expect(call(s.target, "POST", "/api/blobs/missing", "application/json",
                                json{{"hashes", hashes}}.dump()),
                           {200}, "asking which files the server lacks")["missing"];
-    for (const auto& h : missing)
-      expect(call(s.target, "PUT", "/api/blobs/" + h.get<std::string>(), "application/octet-stream",
-                  read_all(by_hash[h.get<std::string>()])),
-             {201}, "uploading " + by_hash[h.get<std::string>()]);
+    // The missing blobs go up in batches of up to 32 MiB, a .tar.gz each.
+    std::vector<host::PublishFile> batch;
+    std::size_t batch_bytes = 0;
+    auto send_batch = [&] {
+      if (batch.empty()) return;
+      expect(call(s.target, "POST", "/api/blobs", "application/gzip", host::write_tar_gz(batch)),
+             {201}, "uploading " + std::to_string(batch.size()) + " files");
+      batch.clear();
+      batch_bytes = 0;
+    };
+    for (const auto& h : missing) {
+      std::string hash = h.get<std::string>();
+      std::string bytes = read_all(by_hash[hash]);
+      batch_bytes += bytes.size();
+      batch.push_back({hash, std::move(bytes)});
+      if (batch_bytes >= 32 * 1024 * 1024) send_batch();
+    }
+    send_batch();
     json body = {{"files", files}};
     if (!config.empty()) body["config"] = config;
     auto r = expect(call(s.target, "POST", "/api/sites/" + s.site + "/deploys", "application/json",

@@ -462,6 +462,38 @@ http::App admin_api(Host& host, AdminOptions options) {
     });
   });
 
+  // Many blobs in one request: a .tar.gz whose entries are named by their
+  // SHA-256. A site of thousands of small files publishes in one or a few
+  // requests instead of one per file.
+  api.post("/api/blobs", [st](http::Conn& c) -> Task<> {
+    std::string_view type = c.header("content-type");
+    if (!type.starts_with("application/gzip") && !type.starts_with("application/x-gzip")) {
+      co_await error(c, 415, "send the blobs as a .tar.gz (application/gzip), each named by its SHA-256");
+      co_return;
+    }
+    std::string body = co_await c.read_body(st->options.max_upload);
+    co_await run(c, [&] {
+      auto files = read_tar_gz(body, st->options.max_upload);
+      // Every entry is checked before the first is stored.
+      for (const auto& f : files) {
+        if (!is_sha256_hex(f.path))
+          throw std::invalid_argument("archive entry '" + f.path.substr(0, 80) +
+                                      "' is not named by a SHA-256 digest (64 lowercase hex digits)");
+        if (sha256_hex(f.bytes) != f.path)
+          throw std::invalid_argument("archive entry " + f.path + " hashes to " +
+                                      sha256_hex(f.bytes) + "; nothing was stored");
+      }
+      std::uint64_t bytes = 0;
+      std::vector<std::pair<std::string, std::string_view>> blobs;
+      for (const auto& f : files) {
+        blobs.emplace_back(f.path, f.bytes);
+        bytes += f.bytes.size();
+      }
+      std::size_t stored = st->host.store().put_many(blobs);
+      return Outcome{201, json{{"received", files.size()}, {"stored", stored}, {"bytes", bytes}}};
+    });
+  });
+
   api.put("/api/blobs/:hash", [st](http::Conn& c) -> Task<> {
     std::string hash(c.param("hash"));
     if (!is_sha256_hex(hash)) {

@@ -25,8 +25,14 @@ namespace atl::host {
 
 namespace {
 
-// Smaller text files gain too little from compression to be worth a variant.
-constexpr std::size_t precompress_min = 256;
+// Precompressed variants are kept only where they pay for their space: a
+// file of at least 1 KiB (below that a variant saves little on the wire and
+// costs a whole filesystem block on disk), and a variant at least 10 % and
+// 256 bytes smaller than the file.
+constexpr std::size_t precompress_min = 1024;
+bool worth_keeping(std::size_t variant, std::size_t original) {
+  return variant * 10 <= original * 9 && variant + 256 <= original;
+}
 
 std::string read_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -302,10 +308,22 @@ FileRecord Publisher::record(const std::string& path, std::string_view bytes,
     return h;
   };
   r.hash = put(bytes);
+  if (reuse_from_) {
+    // Unchanged since the live deploy: its variants stand (compressing at
+    // the highest levels is most of a deploy's time).
+    if (auto prev = db_.resolve(*reuse_from_, path); prev && prev->hash == r.hash && prev->mime == r.mime) {
+      bool present = true;
+      for (const std::string* h : {&prev->br, &prev->zst, &prev->gz})
+        present = present && (h->empty() || store_.has(*h));
+      if (present) {
+        prev->path = path;
+        return *prev;
+      }
+    }
+  }
   if (web::is_compressible(r.mime) && bytes.size() >= precompress_min) {
-    // Keep a variant only if it saves at least 5 %.
     auto keep = [&](std::string c, std::string& hash, std::uint64_t& size) {
-      if (c.size() * 100 < bytes.size() * 95) {
+      if (worth_keeping(c.size(), bytes.size())) {
         hash = put(c);
         size = c.size();
       }
@@ -320,6 +338,7 @@ FileRecord Publisher::record(const std::string& path, std::string_view bytes,
 PublishResult Publisher::publish_files(const std::string& site,
                                        const std::vector<PublishFile>& files) {
   if (auto e = site_name_error(site); !e.empty()) throw DbError(DbError::Kind::invalid, e);
+  ReuseLive reuse(*this, site);
   // Every check comes before the first blob is stored: a refused publish
   // leaves nothing behind (not even blobs waiting for garbage collection).
   std::set<std::string_view> seen;
@@ -349,6 +368,7 @@ PublishResult Publisher::publish_files(const std::string& site,
 
 PublishResult Publisher::publish_dir(const std::string& site, const std::string& dir) {
   if (auto e = site_name_error(site); !e.empty()) throw DbError(DbError::Kind::invalid, e);
+  ReuseLive reuse(*this, site);
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     throw std::invalid_argument("'" + dir + "' is not a directory");
@@ -373,6 +393,7 @@ PublishResult Publisher::publish_manifest(
     const std::string& site, const std::vector<std::pair<std::string, std::string>>& manifest,
     const std::string& config_toml) {
   if (auto e = site_name_error(site); !e.empty()) throw DbError(DbError::Kind::invalid, e);
+  ReuseLive reuse(*this, site);
   // Every check comes before record() stores the first variant.
   std::set<std::string_view> seen;
   for (const auto& [path, hash] : manifest) {

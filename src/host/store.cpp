@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -63,11 +64,8 @@ std::optional<std::uint64_t> ContentStore::size(std::string_view hash) const {
   return std::uint64_t(st.st_size);
 }
 
-void ContentStore::write_blob(std::string_view hash, std::string_view bytes) {
-  std::string final_path = path(hash);
-  struct stat st;
-  if (::stat(final_path.c_str(), &st) == 0) return;  // already stored
-  make_dir(dir_ + "/blobs/" + std::string(hash.substr(0, 2)));
+// Writes `bytes` to a temporary file (synced if `sync`); returns its path.
+std::string ContentStore::write_tmp(std::string_view hash, std::string_view bytes, bool sync) {
   std::string tmp = dir_ + "/tmp/" + std::string(hash) + "." + std::to_string(::getpid()) + "." +
                     std::to_string(reinterpret_cast<std::uintptr_t>(&bytes));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -87,17 +85,66 @@ void ContentStore::write_blob(std::string_view hash, std::string_view bytes) {
     off += std::size_t(n);
   }
   // Close in any case (a full disk often shows first at fsync).
-  int e = ::fsync(fd) != 0 ? errno : 0;
+  int e = sync && ::fsync(fd) != 0 ? errno : 0;
   if (::close(fd) != 0 && !e) e = errno;
   if (e) {
     ::unlink(tmp.c_str());
     throw std::system_error(e, std::generic_category(), "content store: cannot sync a blob");
   }
-  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
-    e = errno;
+  return tmp;
+}
+
+void ContentStore::install(const std::string& tmp, std::string_view hash) {
+  make_dir(dir_ + "/blobs/" + std::string(hash.substr(0, 2)));
+  if (::rename(tmp.c_str(), path(hash).c_str()) != 0) {
+    int e = errno;
     ::unlink(tmp.c_str());
     throw std::system_error(e, std::generic_category(), "content store: cannot rename a blob");
   }
+}
+
+void ContentStore::write_blob(std::string_view hash, std::string_view bytes) {
+  struct stat st;
+  if (::stat(path(hash).c_str(), &st) == 0) return;  // already stored
+  install(write_tmp(hash, bytes, true), hash);
+}
+
+std::size_t ContentStore::put_many(const std::vector<std::pair<std::string, std::string_view>>& blobs) {
+  // Written unsynced, synced together (one syncfs, not an fsync per blob:
+  // thousands of small files otherwise take seconds), then renamed into
+  // place: a crash leaves whole blobs or none, as write_blob does.
+  std::vector<std::pair<std::string, std::string_view>> written;  // (tmp, hash)
+  auto discard = [&] {
+    for (const auto& [tmp, _] : written) ::unlink(tmp.c_str());
+  };
+  try {
+    for (const auto& [hash, bytes] : blobs) {
+      if (!is_sha256_hex(hash)) throw std::invalid_argument("'" + hash + "' is not a SHA-256 digest");
+      struct stat st;
+      if (::stat(path(hash).c_str(), &st) == 0) continue;
+      if (std::any_of(written.begin(), written.end(), [&](const auto& w) { return w.second == hash; }))
+        continue;
+      written.emplace_back(write_tmp(hash, bytes, false), hash);
+    }
+    if (!written.empty()) {
+      int fd = ::open((dir_ + "/tmp").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      int e = fd < 0 ? errno : (::syncfs(fd) != 0 ? errno : 0);
+      if (fd >= 0) ::close(fd);
+      if (e) throw std::system_error(e, std::generic_category(), "content store: cannot sync blobs");
+    }
+  } catch (...) {
+    discard();
+    throw;
+  }
+  for (std::size_t i = 0; i < written.size(); ++i) {
+    try {
+      install(written[i].first, written[i].second);
+    } catch (...) {
+      for (std::size_t j = i + 1; j < written.size(); ++j) ::unlink(written[j].first.c_str());
+      throw;
+    }
+  }
+  return written.size();
 }
 
 std::string ContentStore::put(std::string_view bytes) {

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cctype>
 #include <filesystem>
+#include <stdexcept>
 #include <thread>
 
 #include "host/temp_dir.hpp"
@@ -219,4 +220,17 @@ TEST(ContentStore, FailedWriteLeavesNothing) {
   EXPECT_THROW(store.put(bytes), std::runtime_error);
   EXPECT_FALSE(store.has(h));
   EXPECT_EQ(files_in(d / "tmp"), 0u) << "the temporary file was removed";
+}
+
+TEST(ContentStore, PutManyStoresEachOnceAndLeavesNoTemporaries) {
+  TempDir d;
+  host::ContentStore store(d.path());
+  std::string a = "first blob", b = "second blob";
+  std::string ha = host::sha256_hex(a), hb = host::sha256_hex(b);
+  store.put(a);
+  EXPECT_EQ(store.put_many({{ha, a}, {hb, b}, {hb, b}}), 1u) << "only the new one, once";
+  EXPECT_EQ(slurp(store.path(hb)), b);
+  EXPECT_TRUE(std::filesystem::is_empty(d / "tmp"));
+  EXPECT_THROW(store.put_many({{"not-a-hash", b}}), std::invalid_argument);
+  EXPECT_TRUE(std::filesystem::is_empty(d / "tmp"));
 }

@@ -13,6 +13,7 @@
 //                                           201
 //   POST   /api/blobs/missing               {"hashes": [...]} → {"missing": [...]}
 //   PUT    /api/blobs/:hash                 the blob's bytes; 400 if they do not hash to :hash
+//   POST   /api/blobs                       a .tar.gz of blobs named by their hashes → 201
 //   PUT    /api/sites/:site/domains         {"domains": [...]} → the site
 //   PUT    /api/sites/:site/certificate     {"cert": "PEM chain", "key": "PEM key"} → {"names"}
 //   DELETE /api/sites/:site/certificate     → 204 (404 if it had none)

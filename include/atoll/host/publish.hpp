@@ -4,6 +4,7 @@
 #include <atoll/host/store.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -118,8 +119,20 @@ class Publisher {
                     std::size_t* new_blobs = nullptr);
 
  private:
+  // While a publish runs: the site's live deploy, whose variants record()
+  // reuses for unchanged files.
+  struct ReuseLive {
+    Publisher& p;
+    ReuseLive(Publisher& pub, const std::string& site) : p(pub) {
+      auto s = p.db_.site(site);
+      p.reuse_from_ = s ? s->live_deploy : std::nullopt;
+    }
+    ~ReuseLive() { p.reuse_from_.reset(); }
+  };
+
   ContentStore& store_;
   Database& db_;
+  std::optional<std::int64_t> reuse_from_;
 };
 
 }  // namespace atl::host

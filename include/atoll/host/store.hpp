@@ -28,6 +28,10 @@ class ContentStore {
   /// Stores `bytes` only if they hash to `expected_hash`; returns false (and
   /// stores nothing) if they do not.
   bool put_verified(std::string_view expected_hash, std::string_view bytes);
+  /// Stores many blobs, (hash, bytes) already verified by the caller, with
+  /// one sync for all; returns how many were new. On an error nothing new is
+  /// left half-written (some may be stored whole).
+  std::size_t put_many(const std::vector<std::pair<std::string, std::string_view>>& blobs);
   bool has(std::string_view hash) const;
   /// The file holding a blob (whether or not it exists).
   std::string path(std::string_view hash) const;
@@ -39,6 +43,8 @@ class ContentStore {
 
  private:
   void write_blob(std::string_view hash, std::string_view bytes);
+  std::string write_tmp(std::string_view hash, std::string_view bytes, bool sync);
+  void install(const std::string& tmp, std::string_view hash);
   std::string dir_;
 };
 
