@@ -83,10 +83,19 @@ int fail(const std::exception& e) {
 struct Local {
   std::shared_ptr<host::Database> db;
   std::unique_ptr<host::ContentStore> store;
-  explicit Local(const std::string& data) {
+  // A command that only reads (sites, deploys, token) never creates a data
+  // directory: a mistyped --data is an error that names the path.
+  explicit Local(const std::string& data, bool create = true) {
     struct stat st;
-    if (::stat(data.c_str(), &st) != 0 && ::mkdir(data.c_str(), 0750) != 0)
-      throw std::runtime_error("cannot create data directory '" + data + "'");
+    if (::stat(data.c_str(), &st) != 0) {
+      if (!create)
+        throw std::runtime_error("no data directory at '" + data +
+                                 "' (give --data DIR, or --server URL for a running server)");
+      if (::mkdir(data.c_str(), 0750) != 0)
+        throw std::runtime_error("cannot create data directory '" + data + "'");
+    } else if (!create && ::stat((data + "/atoll.db").c_str(), &st) != 0) {
+      throw std::runtime_error("'" + data + "' holds no atoll.db: it is not a data directory");
+    }
     db = host::open_sqlite(data + "/atoll.db");
     store = std::make_unique<host::ContentStore>(data);
   }
@@ -208,9 +217,9 @@ int run_rollback(const RollbackSettings& s) {
 
 int run_sites(const ListSettings& s) {
   try {
-    std::printf("%-24s %-8s %s\n", "SITE", "LIVE", "DOMAINS");
     if (s.target.server.empty()) {
-      Local local(s.target.data);
+      Local local(s.target.data, false);
+      std::printf("%-24s %-8s %s\n", "SITE", "LIVE", "DOMAINS");
       for (const auto& site : local.db->sites()) {
         std::string domains;
         for (const auto& d : site.domains) domains += (domains.empty() ? "" : ",") + d;
@@ -220,6 +229,7 @@ int run_sites(const ListSettings& s) {
       }
     } else {
       auto j = expect(call(s.target, "GET", "/api/sites"), {200}, "listing sites");
+      std::printf("%-24s %-8s %s\n", "SITE", "LIVE", "DOMAINS");
       for (const auto& site : j["sites"]) {
         std::string domains;
         for (const auto& d : site["domains"])
@@ -239,9 +249,9 @@ int run_sites(const ListSettings& s) {
 
 int run_deploys(const ListSettings& s) {
   try {
-    std::printf("%-8s %-22s %8s %12s %s\n", "DEPLOY", "CREATED", "FILES", "BYTES", "");
     if (s.target.server.empty()) {
-      Local local(s.target.data);
+      Local local(s.target.data, false);
+      std::printf("%-8s %-22s %8s %12s %s\n", "DEPLOY", "CREATED", "FILES", "BYTES", "");
       for (const auto& d : local.db->deploys(s.site))
         std::printf("%-8lld %-22s %8lld %12llu %s\n", static_cast<long long>(d.id),
                     when(d.created_at).c_str(), static_cast<long long>(d.files),
@@ -249,6 +259,7 @@ int run_deploys(const ListSettings& s) {
     } else {
       auto j = expect(call(s.target, "GET", "/api/sites/" + s.site + "/deploys"), {200},
                       "listing deploys");
+      std::printf("%-8s %-22s %8s %12s %s\n", "DEPLOY", "CREATED", "FILES", "BYTES", "");
       for (const auto& d : j["deploys"])
         std::printf("%-8lld %-22s %8lld %12llu %s\n",
                     static_cast<long long>(d["id"].get<std::int64_t>()),
@@ -257,6 +268,66 @@ int run_deploys(const ListSettings& s) {
                     static_cast<unsigned long long>(d["bytes"].get<std::uint64_t>()),
                     d["live"].get<bool>() ? "live" : "");
     }
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(e);
+  }
+}
+
+int run_token(const HostTarget& t) {
+  try {
+    std::string path = t.data + "/admin.token";
+    std::string token = read_all(path);
+    while (!token.empty() && (token.back() == '\n' || token.back() == ' ')) token.pop_back();
+    if (token.empty())
+      throw std::runtime_error("no admin token in '" + path +
+                               "' (it is made at the first `atoll serve --data " + t.data + "`)");
+    std::printf("%s\n", token.c_str());
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(e);
+  }
+}
+
+int run_site_command(const SiteCommand& s) {
+  try {
+    if (auto e = host::site_name_error(s.site); !e.empty() && s.action != "purge")
+      throw std::invalid_argument(e);
+    if (s.target.server.empty()) {
+      if (s.action == "purge")
+        throw std::invalid_argument(
+            "purge empties a running server's caches: give --server URL (a local deploy is seen "
+            "by the server on its own)");
+      Local local(s.target.data, s.action == "create");
+      std::vector<std::string> domains;
+      for (const auto& d : s.domains) domains.push_back(host::normalise_domain(d, s.base_domain));
+      if (s.action == "create") {
+        local.db->create_site(s.site, domains);
+        std::printf("site %s created\n", s.site.c_str());
+      } else if (s.action == "delete") {
+        if (!local.db->delete_site(s.site))
+          throw std::runtime_error("no site named '" + s.site + "'");
+        std::printf("site %s deleted\n", s.site.c_str());
+      } else {
+        local.db->set_domains(s.site, domains);
+        std::printf("site %s answers to %zu custom domain(s)\n", s.site.c_str(), domains.size());
+      }
+      host::ring_deploy_bell(s.target.data);
+      return 0;
+    }
+    if (s.action == "create")
+      expect(call(s.target, "POST", "/api/sites", "application/json",
+                  json{{"name", s.site}, {"domains", s.domains}}.dump()),
+             {201}, "creating site " + s.site);
+    else if (s.action == "delete")
+      expect(call(s.target, "DELETE", "/api/sites/" + s.site), {204}, "deleting site " + s.site);
+    else if (s.action == "domains")
+      expect(call(s.target, "PUT", "/api/sites/" + s.site + "/domains", "application/json",
+                  json{{"domains", s.domains}}.dump()),
+             {200}, "setting the domains of " + s.site);
+    else
+      expect(call(s.target, "POST", "/api/cache/purge"), {204}, "purging the caches");
+    std::printf("%s: done\n", s.action.c_str());
     return 0;
   } catch (const std::exception& e) {
     return fail(e);

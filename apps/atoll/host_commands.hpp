@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace atl::app {
 
@@ -30,7 +31,18 @@ struct ListSettings {
   std::string site;
 };
 
+/// `atoll sites create|delete|domains NAME [DOMAIN...]` and `atoll purge`.
+struct SiteCommand {
+  HostTarget target;
+  std::string action;  // create, delete, domains, purge
+  std::string site;
+  std::vector<std::string> domains;
+  std::string base_domain = "localhost";  // a local command checks domains against it
+};
+
 void add_target_options(CLI::App& cmd, HostTarget& t);
+int run_token(const HostTarget& t);
+int run_site_command(const SiteCommand& s);
 int run_publish(const PublishSettings& s);
 int run_rollback(const RollbackSettings& s);
 int run_sites(const ListSettings& s);

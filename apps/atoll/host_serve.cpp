@@ -48,7 +48,6 @@ namespace {
 
 void publish_demo_sites(const ServeSettings& s) {
   auto db = host::open_sqlite(s.data + "/atoll.db");
-  if (!db->sites().empty()) return;
   std::string demo = find_demo_sites(s);
   if (demo.empty()) return;
   host::ContentStore store(s.data);
@@ -207,12 +206,18 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
     std::fprintf(stderr, "atoll serve: %s\n", e.what());
     return 1;
   }
+  // A new data directory is the one moment demo sites are published:
+  // deleting them sticks, and a production directory never grows them.
+  bool new_data = ::access((s.data + "/atoll.db").c_str(), F_OK) != 0;
   bool created = false;
   std::string token = host::load_or_create_token(s.data, created);
+  // The token itself is not printed: stdout is also the access log stream.
   if (created)
-    std::printf("admin token (shown once; also in %s/admin.token, mode 0600): %s\n", s.data.c_str(),
-                token.c_str());
-  publish_demo_sites(s);  // before any fork: the master's SQLite handle is closed again here
+    std::printf(
+        "admin token created in %s/admin.token (mode 0600); `atoll token --data %s` shows it\n",
+        s.data.c_str(), s.data.c_str());
+  if (new_data && s.demo)
+    publish_demo_sites(s);  // before any fork: its SQLite handle is closed here
 
   unsigned workers = s.workers ? s.workers : 1;
   if (!s.loops) options.loops = workers > 1 ? 1 : 0;

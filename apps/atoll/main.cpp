@@ -1,5 +1,7 @@
 // atoll: the command line.
 //
+//   atoll --version
+//   atoll sites create|delete|domains NAME [DOMAIN...]   atoll purge --server URL   atoll token
 //   atoll serve [--config FILE] [--listen ADDR:PORT] [--admin-listen ADDR:PORT] [--data DIR]
 //   [--base-domain D] atoll serve --root DIR                      serve one directory (no database)
 //   atoll publish DIR --site NAME               deploy a directory (local, or --server URL --token
@@ -22,6 +24,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"atoll: a web server for many sites on one small box"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("atoll ") + ATOLL_VERSION);
 
   atl::app::ServeSettings serve;
   auto* serve_cmd =
@@ -45,8 +48,33 @@ int main(int argc, char** argv) {
   atl::app::add_target_options(*rollback_cmd, rollback.target);
 
   atl::app::ListSettings sites;
-  auto* sites_cmd = app.add_subcommand("sites", "List the sites");
+  auto* sites_cmd = app.add_subcommand("sites", "List the sites (or: sites create|delete|domains)");
   atl::app::add_target_options(*sites_cmd, sites.target);
+  sites_cmd->require_subcommand(0, 1);
+  atl::app::SiteCommand site_cmd;
+  auto site_subcommand = [&](const char* name, const char* help, bool with_domains) {
+    auto* c = sites_cmd->add_subcommand(name, help);
+    c->add_option("site", site_cmd.site, "Site name (a DNS label: a-z, 0-9, '-')")->required();
+    if (with_domains)
+      c->add_option("domains", site_cmd.domains,
+                    "Custom domains (example.com, *.example.com); none: clears them");
+    c->add_option("--base-domain", site_cmd.base_domain,
+                  "The server's base domain (a local command refuses domains under it)")
+        ->capture_default_str();
+    atl::app::add_target_options(*c, site_cmd.target);
+    c->callback([&site_cmd, name] { site_cmd.action = name; });
+    return c;
+  };
+  site_subcommand("create", "Create a site, with custom domains", true);
+  site_subcommand("delete", "Delete a site and its deploys", false);
+  site_subcommand("domains", "Replace a site's custom domains", true);
+
+  auto* purge_cmd = app.add_subcommand("purge", "Empty a running server's resolver caches");
+  atl::app::add_target_options(*purge_cmd, site_cmd.target);
+
+  atl::app::HostTarget token_target;
+  auto* token_cmd = app.add_subcommand("token", "Print the admin token (from DATA/admin.token)");
+  token_cmd->add_option("--data", token_target.data, "Data directory")->capture_default_str();
 
   atl::app::ListSettings deploys;
   auto* deploys_cmd = app.add_subcommand("deploys", "List a site's deploys, newest first");
@@ -114,6 +142,12 @@ int main(int argc, char** argv) {
   }
   if (publish_cmd->parsed()) return atl::app::run_publish(publish);
   if (rollback_cmd->parsed()) return atl::app::run_rollback(rollback);
+  if (!site_cmd.action.empty()) return atl::app::run_site_command(site_cmd);
+  if (purge_cmd->parsed()) {
+    site_cmd.action = "purge";
+    return atl::app::run_site_command(site_cmd);
+  }
+  if (token_cmd->parsed()) return atl::app::run_token(token_target);
   if (sites_cmd->parsed()) return atl::app::run_sites(sites);
   if (deploys_cmd->parsed()) return atl::app::run_deploys(deploys);
   return 0;

@@ -42,7 +42,9 @@ void add_serve_options(CLI::App& cmd, ServeSettings& s) {
   cmd.add_option("--base-domain", s.base_domain, "Sites answer at NAME.<base domain>")
       ->capture_default_str();
   cmd.add_option("--demo-sites", s.demo_sites,
-                 "Directory of sites published on first run (default: examples/sites)");
+                 "Directory of sites published when the data directory is created (default: "
+                 "examples/sites); never again, so deleting them sticks");
+  cmd.add_flag("!--no-demo", s.demo, "Create the data directory without the demo sites");
   cmd.add_option(
          "--workers", s.workers,
          "Worker processes under a supervising master (default 1, with a loop per core); they "

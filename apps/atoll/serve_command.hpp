@@ -18,7 +18,8 @@ struct ServeSettings {
   std::string admin_listen = "127.0.0.1:8081";
   std::string data = "atoll-data";
   std::string base_domain = "localhost";
-  std::string demo_sites;  // published on first run; "" = find examples/sites
+  std::string demo_sites;  // published when the data directory is made; "" = find examples/sites
+  bool demo = true;        // --no-demo: none
   unsigned workers = 0;    // 0 = the default, 1; see host_serve.cpp
   unsigned loops = 0;
   std::size_t max_connections = 0;

@@ -468,7 +468,8 @@ http::App admin_api(Host& host, AdminOptions options) {
   api.post("/api/blobs", [st](http::Conn& c) -> Task<> {
     std::string_view type = c.header("content-type");
     if (!type.starts_with("application/gzip") && !type.starts_with("application/x-gzip")) {
-      co_await error(c, 415, "send the blobs as a .tar.gz (application/gzip), each named by its SHA-256");
+      co_await error(c, 415,
+                     "send the blobs as a .tar.gz (application/gzip), each named by its SHA-256");
       co_return;
     }
     std::string body = co_await c.read_body(st->options.max_upload);
@@ -477,8 +478,9 @@ http::App admin_api(Host& host, AdminOptions options) {
       // Every entry is checked before the first is stored.
       for (const auto& f : files) {
         if (!is_sha256_hex(f.path))
-          throw std::invalid_argument("archive entry '" + f.path.substr(0, 80) +
-                                      "' is not named by a SHA-256 digest (64 lowercase hex digits)");
+          throw std::invalid_argument(
+              "archive entry '" + f.path.substr(0, 80) +
+              "' is not named by a SHA-256 digest (64 lowercase hex digits)");
         if (sha256_hex(f.bytes) != f.path)
           throw std::invalid_argument("archive entry " + f.path + " hashes to " +
                                       sha256_hex(f.bytes) + "; nothing was stored");
@@ -590,7 +592,19 @@ http::App admin_api(Host& host, AdminOptions options) {
                      (auth.empty() ? ": no token" : ": wrong token");
       if (dropped > 0) entry.detail += " (and " + std::to_string(dropped) + " more not recorded)";
     } else {
-      co_await routes(c);
+      // A refusal the HTTP layer raises (413 over the upload limit, a body
+      // cut short) is JSON here like every other admin error.
+      std::optional<http::HttpError> refused;
+      try {
+        co_await routes(c);
+      } catch (const http::HttpError& e) {
+        if (c.response_started()) throw;
+        refused = e;
+      }
+      if (refused) {
+        c.close_after_response();
+        co_await error(c, refused->status(), refused->what());
+      }
       entry.action = audit_action(c.method(), c.path(), entry.site);
       if (entry.action.empty()) co_return;
       entry.status = c.status();

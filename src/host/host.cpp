@@ -90,7 +90,10 @@ struct LoopCache {
 
 // "HTML revalidates, hashed assets are immutable": a name with a segment of
 // 8+ hex digits or a dash-separated build hash (app.3f2a9c1e.js,
-// index-BfSq2x9L.js) is content-addressed by its build tool.
+// index-BfSq2x9L.js) is content-addressed by its build tool. The segment
+// must mix letters and digits: photo.20240101.jpg is a date, not a hash, and
+// a file that may change under one name must not be cached for a year.
+// (An _atoll.toml [[headers]] rule for Cache-Control overrides this.)
 std::string cache_control_for(std::string_view path, std::string_view mime) {
   if (mime.starts_with("text/html")) return "no-cache";
   auto slash = path.rfind('/');
@@ -101,13 +104,20 @@ std::string cache_control_for(std::string_view path, std::string_view mime) {
     if (end == std::string_view::npos) end = name.size();
     std::string_view seg = name.substr(pos, end - pos);
     if (seg.size() >= 8 && end != name.size()) {
-      bool hex = true, mixed_digit = false;
+      bool hex = true, digit = false, letter = false, upper = false, alnum = true;
       for (char c : seg) {
-        hex = hex && std::isxdigit(static_cast<unsigned char>(c));
-        mixed_digit = mixed_digit || std::isdigit(static_cast<unsigned char>(c));
+        auto u = static_cast<unsigned char>(c);
+        hex = hex && std::isxdigit(u);
+        digit = digit || std::isdigit(u);
+        letter = letter || std::isalpha(u);
+        upper = upper || std::isupper(u);
+        alnum = alnum && (std::isalnum(u) || c == '_');
       }
-      if (hex && mixed_digit) return "public, max-age=31536000, immutable";
-      if (pos > 0 && name[pos - 1] == '-' && mixed_digit)
+      bool mixed = digit && letter;
+      if (hex && mixed) return "public, max-age=31536000, immutable";
+      // Vite's and esbuild's base64url hashes: mixed case and digits
+      // ("report-final2024" is words, not a hash).
+      if (pos > 0 && name[pos - 1] == '-' && mixed && upper && alnum)
         return "public, max-age=31536000, immutable";
     }
     pos = end + 1;

@@ -1,6 +1,7 @@
 #include <atoll/host/database.hpp>
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 
@@ -493,6 +494,15 @@ class SqliteDatabase final : public Database {
 }  // namespace
 
 std::unique_ptr<Database> open_sqlite(const std::string& path) {
+  // SQLite takes an empty file for an empty database and would quietly make
+  // a new one in it: a file cut short (a failed copy, a full disk) would
+  // come up as a host with no sites. Refuse it like any other corrupt file.
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
+    throw DbError(DbError::Kind::unavailable,
+                  "database '" + path +
+                      "' cannot be used: it is empty (0 bytes), not an atoll database; move it "
+                      "away to start with a new one");
   return std::make_unique<SqliteDatabase>(path);
 }
 

@@ -26,7 +26,6 @@ from atoll_proc import AtollProcess, binary, check_log
 
 _SITES = re.compile(rb"serving sites on https?://([0-9.]+|\[[0-9a-fA-F:]+\]):(\d+) ")
 _ADMIN = re.compile(rb"admin API on https?://([0-9.]+):(\d+)\n")
-_TOKEN = re.compile(rb"admin token \(shown once[^)]*\): ([0-9a-f]+)\n")
 
 _help_cache = {}
 
@@ -81,11 +80,11 @@ class Response:
 class SiteHost(AtollProcess):
     """`atoll serve` on a data directory. Extra `args` follow the defaults."""
 
-    def __init__(self, data, *args, loops=1, workers=1):
+    def __init__(self, data, *args, loops=1, workers=1, demo_sites=None):
         self.data = data
         self.empty = tempfile.mkdtemp(prefix="atoll-no-demo-")
         argv = ["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data", data,
-                "--demo-sites", self.empty, "--access-log", "off", "--loops", str(loops)]
+                "--demo-sites", demo_sites or self.empty, "--access-log", "off", "--loops", str(loops)]
         # One worker process unless a test asks for more (test_host_workers).
         if serve_supports("--workers"):
             argv += ["--workers", str(workers)]
@@ -99,12 +98,8 @@ class SiteHost(AtollProcess):
             return False
         self.host, self.port = sites.group(1).decode().strip("[]"), int(sites.group(2))
         self.admin_port = int(admin.group(2))
-        token = _TOKEN.search(seen)
-        if token:
-            self.token = token.group(1).decode()
-        else:
-            with open(os.path.join(self.data, "admin.token")) as f:
-                self.token = f.read().strip()
+        with open(os.path.join(self.data, "admin.token")) as f:
+            self.token = f.read().strip()
         return True
 
     def stop(self, timeout=15.0):

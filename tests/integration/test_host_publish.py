@@ -221,7 +221,9 @@ class HostRestartTest(unittest.TestCase):
         first = SiteHost(self.data).start()
         try:
             self.assertIsNotNone(first.token)
-            self.assertIn(b"admin token (shown once", first.stdout())
+            self.assertIn(b"admin token created in", first.stdout())
+            self.assertNotIn(first.token.encode(), first.stdout(), "the token is not in the log stream")
+            self.assertEqual(first.cli("token").stdout.strip(), first.token)
             first.publish(a, "alpha")
             first.publish(b, "beta", remote=True)
             write_site(b, {"index.html": "<h1>site b v2</h1>"})
@@ -236,7 +238,7 @@ class HostRestartTest(unittest.TestCase):
 
         second = SiteHost(self.data).start()
         try:
-            self.assertNotIn(b"admin token", second.stdout(), "the token is shown once, at the first start")
+            self.assertNotIn(b"admin token", second.stdout(), "the token's file is named once, at the first start")
             self.assertEqual(second.token, token)
             self.assertEqual(self.snapshot(second, paths), before)
             status, j = second.admin("GET", "/api/sites")

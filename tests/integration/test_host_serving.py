@@ -51,7 +51,8 @@ class HostServingTest(unittest.TestCase):
         web = write_site(os.path.join(cls.tmp, "web"), {
             "index.html": HTML, "about.html": ABOUT, "dir/index.html": "<p>dir index</p>",
             "assets/app.3f2a9c1e.js": APP_JS, "assets/index-BfSq2x9L.js": APP_JS + "//2\n",
-            "assets/plain.js": APP_JS + "//3\n", "big.txt": BIG, "img.png": PNG, "404.html": NOT_FOUND,
+            "assets/plain.js": APP_JS + "//3\n", "photo.20240101.jpg": PNG, "assets/deadbeefcafe.js": APP_JS + "//4\n",
+            "assets/report-final2024.js": APP_JS + "//5\n", "assets/chunk-2f8a91bc.js": APP_JS + "//6\n", "big.txt": BIG, "img.png": PNG, "404.html": NOT_FOUND,
             "posts/2024/hello.html": "<p>post</p>", "with space.html": "<p>spaced</p>",
             "caf\u00e9/men\u00fc.html": "<p>unicode</p>", "_atoll.toml": SITE_CONFIG})
         spa = write_site(os.path.join(cls.tmp, "spa"), {
@@ -179,6 +180,13 @@ class HostServingTest(unittest.TestCase):
         cc = self.get("/assets/plain.js").header("Cache-Control")
         self.assertNotIn("immutable", cc)
         self.assertRegex(cc, r"max-age=\d+")
+
+    def test_only_a_real_content_hash_makes_a_file_immutable(self):
+        # A date, an all-letter hex word, or a name with digits in it are not
+        # build hashes: the file may change under the same name.
+        for path in ("/photo.20240101.jpg", "/assets/deadbeefcafe.js", "/assets/report-final2024.js"):
+            self.assertNotIn("immutable", self.get(path).header("Cache-Control"), path)
+        self.assertIn("immutable", self.get("/assets/chunk-2f8a91bc.js").header("Cache-Control"))
 
     # --- clean URLs --------------------------------------------------------------------------
 
