@@ -91,13 +91,14 @@ class Connection {
     if (fd_ < 0)
       throw std::runtime_error("cannot connect to " + u.hostport + " (" + url +
                                "): " + std::strerror(err));
-    if (u.tls) start_tls(u, ca_file);
+    try {
+      if (u.tls) start_tls(u, ca_file);
+    } catch (...) {
+      release();  // a constructor that throws runs no destructor
+      throw;
+    }
   }
-  ~Connection() {
-    if (ssl_) SSL_free(ssl_);
-    if (ctx_) SSL_CTX_free(ctx_);
-    if (fd_ >= 0) ::close(fd_);
-  }
+  ~Connection() { release(); }
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -133,6 +134,14 @@ class Connection {
   }
 
  private:
+  void release() noexcept {
+    if (ssl_) SSL_free(ssl_);
+    if (ctx_) SSL_CTX_free(ctx_);
+    if (fd_ >= 0) ::close(fd_);
+    ssl_ = nullptr;
+    ctx_ = nullptr;
+    fd_ = -1;
+  }
   void start_tls(const Url& u, const std::string& ca_file) {
     ctx_ = SSL_CTX_new(TLS_client_method());
     if (!ctx_) throw std::runtime_error("TLS: cannot create a context: " + openssl_reason());

@@ -3,7 +3,7 @@
 # dictionary (NAME.dict) on a growing corpus: new finds go to
 # build/fuzz/corpus/NAME/ (kept between runs), and the seeds in corpus/NAME/
 # are read, never written. http1 (the HTTP/1.1 parser and the Conn) gets half
-# the time; header, body and archive share the rest, at least 1 s each.
+# the time; header, body, archive and domain share the rest, at least 1 s each.
 # Builds nothing: first
 #   cmake --preset fuzz && cmake --build build/fuzz
 # Findings go to build/fuzz/artifacts/NAME-crash-* (and -timeout-, -oom-);
@@ -15,7 +15,7 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 build=${ATOLL_FUZZ_BUILD:-$here/../../build/fuzz}
-targets="http1 header body archive"
+targets="http1 header body archive domain"
 if [ "${1:-}" = "--keep" ]; then
   for name in $targets; do
     [ -d "$build/corpus/$name" ] || continue
@@ -35,7 +35,7 @@ for name in $targets; do
   fi
 done
 http1_seconds=$(((seconds + 1) / 2))
-other_seconds=$(((seconds - http1_seconds) / 3))
+other_seconds=$(((seconds - http1_seconds) / 4))
 [ "$other_seconds" -ge 1 ] || other_seconds=1
 mkdir -p "$build/artifacts"
 failed=""
@@ -50,6 +50,7 @@ for name in $targets; do
     header) time=$other_seconds max_len=8192 ;;
     body) time=$other_seconds max_len=16384 ;;
     archive) time=$other_seconds max_len=32768 ;;
+    domain) time=$other_seconds max_len=512 ;;
   esac
   echo "== $name: $time s"
   if ! "$build/tests/fuzz/${name}_fuzz" -max_total_time="$time" -max_len="$max_len" -timeout=10 \
