@@ -109,7 +109,8 @@ void ContentStore::write_blob(std::string_view hash, std::string_view bytes) {
   install(write_tmp(hash, bytes, true), hash);
 }
 
-std::size_t ContentStore::put_many(const std::vector<std::pair<std::string, std::string_view>>& blobs) {
+std::size_t ContentStore::put_many(
+    const std::vector<std::pair<std::string, std::string_view>>& blobs) {
   // Written unsynced, synced together (one syncfs, not an fsync per blob:
   // thousands of small files otherwise take seconds), then renamed into
   // place: a crash leaves whole blobs or none, as write_blob does.
@@ -118,11 +119,16 @@ std::size_t ContentStore::put_many(const std::vector<std::pair<std::string, std:
     for (const auto& [tmp, _] : written) ::unlink(tmp.c_str());
   };
   try {
-    for (const auto& [hash, bytes] : blobs) {
-      if (!is_sha256_hex(hash)) throw std::invalid_argument("'" + hash + "' is not a SHA-256 digest");
+    for (const auto& blob : blobs) {
+      const std::string& hash =
+          blob.first;  // (not a structured binding: clang 14 cannot capture one)
+      std::string_view bytes = blob.second;
+      if (!is_sha256_hex(hash))
+        throw std::invalid_argument("'" + hash + "' is not a SHA-256 digest");
       struct stat st;
       if (::stat(path(hash).c_str(), &st) == 0) continue;
-      if (std::any_of(written.begin(), written.end(), [&](const auto& w) { return w.second == hash; }))
+      if (std::any_of(written.begin(), written.end(),
+                      [&](const auto& w) { return w.second == hash; }))
         continue;
       written.emplace_back(write_tmp(hash, bytes, false), hash);
     }
@@ -130,7 +136,8 @@ std::size_t ContentStore::put_many(const std::vector<std::pair<std::string, std:
       int fd = ::open((dir_ + "/tmp").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       int e = fd < 0 ? errno : (::syncfs(fd) != 0 ? errno : 0);
       if (fd >= 0) ::close(fd);
-      if (e) throw std::system_error(e, std::generic_category(), "content store: cannot sync blobs");
+      if (e)
+        throw std::system_error(e, std::generic_category(), "content store: cannot sync blobs");
     }
   } catch (...) {
     discard();
