@@ -1,8 +1,9 @@
 #include "http_client.hpp"
 
+#include <atoll/net/tls.hpp>
+
 #include <arpa/inet.h>
 #include <netdb.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <sys/socket.h>
@@ -10,7 +11,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <memory>
 #include <stdexcept>
 
 namespace atl::app {
@@ -61,14 +61,6 @@ bool is_loopback(const std::string& host) {
   if (host == "localhost" || host.ends_with(".localhost") || host == "::1") return true;
   in_addr a4;
   return inet_pton(AF_INET, host.c_str(), &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
-}
-
-std::string openssl_reason() {
-  unsigned long e = ERR_get_error();
-  char buf[256] = "no reason given";
-  if (e) ERR_error_string_n(e, buf, sizeof buf);
-  ERR_clear_error();
-  return buf;
 }
 
 // One connection: a socket, and TLS over it for https://.
@@ -144,17 +136,18 @@ class Connection {
   }
   void start_tls(const Url& u, const std::string& ca_file) {
     ctx_ = SSL_CTX_new(TLS_client_method());
-    if (!ctx_) throw std::runtime_error("TLS: cannot create a context: " + openssl_reason());
+    if (!ctx_) throw std::runtime_error("TLS: cannot create a context: " + net::openssl_reason());
     SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
     if (!ca_file.empty()) {
       if (SSL_CTX_load_verify_locations(ctx_, ca_file.c_str(), nullptr) != 1)
-        throw std::runtime_error("cannot use CA file '" + ca_file + "': " + openssl_reason());
+        throw std::runtime_error("cannot use CA file '" + ca_file + "': " + net::openssl_reason());
     } else if (SSL_CTX_set_default_verify_paths(ctx_) != 1) {
-      throw std::runtime_error("cannot load the system's CA certificates: " + openssl_reason());
+      throw std::runtime_error("cannot load the system's CA certificates: " +
+                               net::openssl_reason());
     }
     ssl_ = SSL_new(ctx_);
-    if (!ssl_) throw std::runtime_error("TLS: cannot create a session: " + openssl_reason());
+    if (!ssl_) throw std::runtime_error("TLS: cannot create a session: " + net::openssl_reason());
     SSL_set_fd(ssl_, fd_);
     if (is_ip(u.host)) {
       X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), u.host.c_str());
@@ -166,7 +159,7 @@ class Connection {
     }
     if (SSL_connect(ssl_) != 1) {
       long v = SSL_get_verify_result(ssl_);
-      std::string why = v != X509_V_OK ? X509_verify_cert_error_string(v) : openssl_reason();
+      std::string why = v != X509_V_OK ? X509_verify_cert_error_string(v) : net::openssl_reason();
       throw std::runtime_error(
           "TLS with " + u.hostport + " failed: " + why +
           (v != X509_V_OK

@@ -6,6 +6,7 @@
 #include <atoll/host/publish.hpp>
 #include <atoll/runtime/log.hpp>
 #include <atoll/runtime/offload.hpp>
+#include <atoll/runtime/rate_limit.hpp>
 #include <atoll/web/router.hpp>
 
 #include <fcntl.h>
@@ -20,7 +21,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 #include <mutex>
 #include <utility>
 
@@ -30,29 +30,6 @@ using nlohmann::json;
 
 namespace {
 
-// Refused tokens are recorded, but a flood of them must not fill the disk:
-// at most 10 a second each worker, and then one entry for those left out.
-struct RefusalBudget {
-  std::mutex mutex;
-  std::int64_t second = 0;
-  unsigned used = 0;
-  unsigned dropped = 0;
-  // Returns how many were dropped before this one, or -1 to drop this one.
-  long take(std::int64_t now_s) {
-    std::lock_guard lock(mutex);
-    if (now_s != second) {
-      second = now_s;
-      used = 0;
-    }
-    if (used >= 10) {
-      ++dropped;
-      return -1;
-    }
-    ++used;
-    return long(std::exchange(dropped, 0));
-  }
-};
-
 struct AdminState {
   AdminState(Host& h, AdminOptions o) : host(h), options(std::move(o)) {}
   Host& host;
@@ -60,7 +37,9 @@ struct AdminState {
   // One deploy at a time: deploys are rare, and serialising them keeps
   // garbage collection from racing a deploy that is still storing blobs.
   std::mutex deploy_mutex;
-  RefusalBudget refusals;
+  // Refused tokens are recorded, but a flood of them must not fill the
+  // disk: at most 10 a second each worker, then one entry for those left out.
+  runtime::PerSecondLimit refusals{10};
 };
 
 // What the audit trail says of this request beyond its route and status.
@@ -584,7 +563,7 @@ http::App admin_api(Host& host, AdminOptions options) {
           c, 401,
           auth.empty() ? "missing Authorization: Bearer <token> (the token is in DATA/admin.token)"
                        : "wrong token");
-      long dropped = st->refusals.take(std::int64_t(std::time(nullptr)));
+      long dropped = st->refusals.take();
       if (dropped < 0) co_return;
       entry.action = "auth.refused";
       entry.status = 401;

@@ -23,11 +23,6 @@ void write_file(const std::string& path, std::string_view data, mode_t mode) {
   if (!ok) throw std::runtime_error("cannot write '" + path + "'");
 }
 
-bool under(std::string_view name, std::string_view parent) {
-  return name.size() > parent.size() + 1 && name.ends_with(parent) &&
-         name[name.size() - parent.size() - 1] == '.';
-}
-
 }  // namespace
 
 bool site_answers_to(const SiteInfo& site, std::string_view base_domain, std::string_view name) {
@@ -39,7 +34,7 @@ bool site_answers_to(const SiteInfo& site, std::string_view base_domain, std::st
     if (d.starts_with("*.")) {
       std::string_view parent = std::string_view(d).substr(2);
       std::string_view n = name.starts_with("*.") ? name.substr(2) : name;
-      if (under(n, parent) || (name.starts_with("*.") && n == parent)) return true;
+      if (is_under(n, parent) || (name.starts_with("*.") && n == parent)) return true;
     }
   }
   return false;

@@ -9,6 +9,11 @@
 
 namespace atl::host {
 
+bool is_under(std::string_view name, std::string_view parent) {
+  return name.size() > parent.size() + 1 && name.ends_with(parent) &&
+         name[name.size() - parent.size() - 1] == '.';
+}
+
 std::string normalise_domain(std::string_view in, std::string_view base_domain) {
   std::string shown(in.substr(0, 80));
   auto bad = [&](const std::string& why) -> std::invalid_argument {
@@ -73,9 +78,7 @@ std::string normalise_domain(std::string_view in, std::string_view base_domain) 
     pos = dot + 1;
   }
   if (all_digits_last) throw bad("is an IP address, not a domain");
-  if (!base_domain.empty() &&
-      (d == base_domain || (d.size() > base_domain.size() && d.ends_with(base_domain) &&
-                            d[d.size() - base_domain.size() - 1] == '.')))
+  if (!base_domain.empty() && (d == base_domain || is_under(d, base_domain)))
     throw bad("is under the base domain '" + std::string(base_domain) +
               "', where every site already answers as NAME." + std::string(base_domain));
   if (labels < 2) throw bad("needs at least two labels, as in example.com");

@@ -311,7 +311,8 @@ FileRecord Publisher::record(const std::string& path, std::string_view bytes,
   if (reuse_from_) {
     // Unchanged since the live deploy: its variants stand (compressing at
     // the highest levels is most of a deploy's time).
-    if (auto prev = db_.resolve(*reuse_from_, path); prev && prev->hash == r.hash && prev->mime == r.mime) {
+    if (auto prev = db_.resolve(*reuse_from_, path);
+        prev && prev->hash == r.hash && prev->mime == r.mime) {
       bool present = true;
       for (const std::string* h : {&prev->br, &prev->zst, &prev->gz})
         present = present && (h->empty() || store_.has(*h));

@@ -120,8 +120,8 @@ std::size_t ContentStore::put_many(
   };
   try {
     for (const auto& blob : blobs) {
-      const std::string& hash =
-          blob.first;  // (not a structured binding: clang 14 cannot capture one)
+      // (Not a structured binding: clang 14 cannot capture one in a lambda.)
+      const std::string& hash = blob.first;
       std::string_view bytes = blob.second;
       if (!is_sha256_hex(hash))
         throw std::invalid_argument("'" + hash + "' is not a SHA-256 digest");

@@ -3,13 +3,12 @@
 #include <atoll/http/date.hpp>
 
 #include <atoll/runtime/log.hpp>
+#include <atoll/runtime/rate_limit.hpp>
 
 #include <unistd.h>
 
-#include <atomic>
 #include <charconv>
 #include <cstring>
-#include <ctime>
 
 namespace atl::http {
 
@@ -19,19 +18,12 @@ namespace {
 // logged, but a flood must not fill the disk: at most 20 lines a second in
 // this process, then one line for those left out.
 void log_refused(const net::PeerAddress& peer, int status, std::string_view reason) {
-  static std::atomic<std::int64_t> window{0};
-  static std::atomic<unsigned> used{0}, dropped{0};
-  std::int64_t now = std::int64_t(std::time(nullptr));
-  std::int64_t w = window.load(std::memory_order_relaxed);
-  if (w != now && window.compare_exchange_strong(w, now, std::memory_order_relaxed)) {
-    used.store(0, std::memory_order_relaxed);
-    if (unsigned d = dropped.exchange(0, std::memory_order_relaxed))
-      log::warn("refused {} more request(s) without logging each (at most 20 lines a second)", d);
-  }
-  if (used.fetch_add(1, std::memory_order_relaxed) >= 20) {
-    dropped.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
+  static runtime::PerSecondLimit limit(20);
+  long dropped = limit.take();
+  if (dropped < 0) return;
+  if (dropped > 0)
+    log::warn("refused {} more request(s) without logging each (at most 20 lines a second)",
+              dropped);
   log::warn("refused a request from {}: {} {}", peer.to_string(), status, reason);
 }
 

@@ -11,13 +11,6 @@
 namespace atl::net {
 
 namespace {
-std::string openssl_reason() {
-  unsigned long e = ERR_get_error();
-  char buf[256] = "unknown error";
-  if (e) ERR_error_string_n(e, buf, sizeof buf);
-  ERR_clear_error();
-  return buf;
-}
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
@@ -48,6 +41,14 @@ std::vector<std::string> names_of(X509* cert) {
 }
 
 }  // namespace
+
+std::string openssl_reason() {
+  unsigned long e = ERR_get_error();
+  char buf[256] = "unknown error";
+  if (e) ERR_error_string_n(e, buf, sizeof buf);
+  ERR_clear_error();
+  return buf;
+}
 
 std::vector<std::string> check_certificate(const std::string& cert_file,
                                            const std::string& key_file) {

@@ -31,8 +31,6 @@ class CertificateStore {
   /// Changes whenever the set changes (0: no directory yet).
   std::int64_t version() const;
 
-  const std::string& dir() const noexcept { return dir_; }
-
  private:
   std::string dir_;
 };

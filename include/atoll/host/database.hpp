@@ -76,6 +76,10 @@ std::string site_name_error(std::string_view name);
 /// at or under `base_domain` (where NAME.BASE already names each site).
 std::string normalise_domain(std::string_view domain, std::string_view base_domain = {});
 
+/// True if `name` is a host under `parent` (a.example.com and a.b.example.com
+/// are under example.com; example.com and badexample.com are not).
+bool is_under(std::string_view name, std::string_view parent);
+
 class Database {
  public:
   virtual ~Database() = default;

@@ -73,6 +73,10 @@ class TlsContext {
   std::string alpn_wire_;                // length-prefixed protocol list
 };
 
+/// The reason OpenSSL gives for its last error ("unknown error" if none);
+/// its error queue is cleared.
+std::string openssl_reason();
+
 /// What a certificate and key pair would serve: its names (as TlsOptions
 /// says), after checking that both files load, that they match, and that the
 /// certificate is within its validity period. Throws std::runtime_error
