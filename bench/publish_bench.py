@@ -61,21 +61,18 @@ def main():
             data = os.path.join(tmp, f"data-{r}")
             host = SiteHost(data).start()
             try:
-                target = ["--server", host.admin_url, "--token", host.token]
-                t0 = time.monotonic()
-                p = subprocess.run([binary("atoll"), "publish", site, "--site", "bench", *target],
-                                   capture_output=True, text=True)
-                first = time.monotonic() - t0
-                assert p.returncode == 0, p.stderr
-                uploaded = re.search(r"(\d+) uploaded", p.stdout).group(1)
+                def publish():
+                    """(seconds, blobs uploaded) of one `atoll publish --server`."""
+                    t0 = time.monotonic()
+                    p = subprocess.run([binary("atoll"), "publish", site, "--site", "bench", "--server",
+                                        host.admin_url, "--token", host.token], capture_output=True, text=True)
+                    assert p.returncode == 0, p.stderr
+                    return time.monotonic() - t0, re.search(r"(\d+) uploaded", p.stdout).group(1)
+
+                first, uploaded = publish()
                 with open(os.path.join(site, "section-0", "page-0.html"), "ab") as f:
                     f.write(f"<!-- round {r} -->".encode())
-                t0 = time.monotonic()
-                p = subprocess.run([binary("atoll"), "publish", site, "--site", "bench", *target],
-                                   capture_output=True, text=True)
-                second = time.monotonic() - t0
-                assert p.returncode == 0, p.stderr
-                again = re.search(r"(\d+) uploaded", p.stdout).group(1)
+                second, again = publish()
                 store = du(os.path.join(data, "blobs"))
                 print(f"round {r + 1}: first publish {first:.3f} s ({uploaded} uploaded), "
                       f"one file changed {second:.3f} s ({again} uploaded); "

@@ -20,6 +20,8 @@ import threading
 import time
 
 BUILD = os.environ.get("ATOLL_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build", "release"))
+# The test certificates the build makes (tests/support/make_certs.sh).
+CERTS = os.environ.get("ATOLL_TEST_CERTS", os.path.join(BUILD, "test-certs"))
 
 # Where each binary lands in the build tree.
 _LOCATIONS = {
@@ -43,6 +45,14 @@ def check_log(name, text, allow_restarts=False):
             continue
         start = text.rfind(b"\n", 0, m.start()) + 1
         raise AssertionError(f"{name} logged a defect: {text[start:start + 2000].decode(errors='replace')}")
+
+
+def run_atoll(*args, timeout=60):
+    """Runs the `atoll` command line; returns the CompletedProcess (text),
+    after failing on a defect in its output (check_log), whatever its status."""
+    p = subprocess.run([binary("atoll"), *args], capture_output=True, text=True, timeout=timeout)
+    check_log(f"atoll {args[0]}", (p.stdout + p.stderr).encode())
+    return p
 
 
 _LISTENING = re.compile(rb"listening on http://([0-9.]+|\[[0-9a-fA-F:]+\]):(\d+)")

@@ -21,8 +21,9 @@ import sqlite3
 import subprocess
 import tarfile
 import tempfile
+import unittest
 
-from atoll_proc import AtollProcess, binary, check_log
+from atoll_proc import AtollProcess, binary, run_atoll
 
 _SITES = re.compile(rb"serving sites on https?://([0-9.]+|\[[0-9a-fA-F:]+\]):(\d+) ")
 _ADMIN = re.compile(rb"admin API on https?://([0-9.]+):(\d+)\n")
@@ -164,10 +165,9 @@ class SiteHost(AtollProcess):
         """Runs `atoll ARGS` against this server's data directory (or, with
         `remote`, its admin API); returns the CompletedProcess."""
         target = ["--server", self.admin_url, "--token", self.token] if remote else ["--data", self.data]
-        p = subprocess.run([binary("atoll"), *args, *target], capture_output=True, text=True, timeout=120)
+        p = run_atoll(*args, *target, timeout=120)  # its log is checked even when failing was the point
         if check and p.returncode != 0:
             raise AssertionError(f"atoll {' '.join(args)} failed ({p.returncode}): {p.stderr}")
-        check_log(f"atoll {args[0]}", (p.stdout + p.stderr).encode())  # even when failing was the point
         return p
 
     def publish(self, site_dir, site, remote=False, check=True):
@@ -196,3 +196,24 @@ class SiteHost(AtollProcess):
                               "(SELECT count(*) FROM files)")[0]
         return {"blobs": self.blob_count(), "sites": counts[0], "deploys": counts[1], "files": counts[2],
                 "tmp": len(os.listdir(os.path.join(self.data, "tmp")))}
+
+
+class SiteHostTestCase(unittest.TestCase):
+    """One `atoll serve` for a whole test class, in a temporary directory
+    (`cls.tmp`, data in `cls.tmp/data`), which must stop with status 0.
+    Subclasses may set `host_args` (extra flags) and `host_options`
+    (SiteHost keywords)."""
+
+    host_args = ()
+    host_options = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix=f"atoll-{cls.__name__}-")
+        cls.host = SiteHost(os.path.join(cls.tmp, "data"), *cls.host_args, **cls.host_options).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.host.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        assert rc == 0, f"atoll serve exited with {rc}: {cls.host.stderr()!r}"

@@ -20,9 +20,8 @@ import tempfile
 import threading
 import unittest
 
-from atoll_proc import BUILD, AtollProcess
+from atoll_proc import CERTS, AtollProcess
 
-CERTS = os.environ.get("ATOLL_TEST_CERTS", os.path.join(BUILD, "test-certs"))
 CERT = os.path.join(CERTS, "cert.pem")  # CN=localhost, SAN localhost and 127.0.0.1
 KEY = os.path.join(CERTS, "key.pem")
 OTHER = os.path.join(CERTS, "other.pem")  # CN=other.test: a different self-signed certificate

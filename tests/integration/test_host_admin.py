@@ -8,12 +8,10 @@ import gzip
 import hashlib
 import http.client
 import os
-import shutil
 import tarfile
-import tempfile
 import unittest
 
-from site_host import SiteHost, tar_gz
+from site_host import SiteHostTestCase, tar_gz
 
 MAX_UPLOAD = 256 * 1024  # --max-upload for this server: small, so 413s are cheap
 
@@ -22,22 +20,17 @@ def sha(data):
     return hashlib.sha256(data).hexdigest()
 
 
-class HostAdminTest(unittest.TestCase):
+class HostAdminTest(SiteHostTestCase):
+    host_args = ("--max-upload", str(MAX_UPLOAD))
+
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="atoll-host-admin-")
-        cls.host = SiteHost(os.path.join(cls.tmp, "data"), "--max-upload", str(MAX_UPLOAD)).start()
+        super().setUpClass()
         # A site with a deploy, so refusals are checked against a non-empty store.
         archive = tar_gz([("index.html", b"<h1>base</h1>"), ("style.css", b"p { margin: 0 }\n" * 100)])
         status, j = cls.host.admin("POST", "/api/sites/base/deploys", archive, content_type="application/gzip")
         assert status == 201, j
         cls.base_deploy = j["deploy"]
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.host.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-        assert rc == 0, f"atoll serve exited with {rc}: {cls.host.stderr()!r}"
 
     def setUp(self):
         self.before = self.host.stored()

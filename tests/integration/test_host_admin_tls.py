@@ -5,17 +5,14 @@ in clear text to a host that is not loopback."""
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import unittest
 
-from atoll_proc import binary, check_log
+from atoll_proc import CERTS, binary, run_atoll
 from site_host import SiteHost, write_site
 from wire import RawConnection
 
-CERTS = os.environ.get("ATOLL_TEST_CERTS", os.path.join(os.path.dirname(__file__), "..", "..", "build",
-                                                        "release", "test-certs"))
 CERT, KEY = os.path.join(CERTS, "cert.pem"), os.path.join(CERTS, "key.pem")
 
 
@@ -33,13 +30,8 @@ class AdminHttpsTest(unittest.TestCase):
         assert rc == 0, f"atoll serve exited with {rc}: {cls.host.stderr()!r}"
 
     def atoll(self, *args, server=None, ca=CERT):
-        argv = [binary("atoll"), *args, "--server", server or f"https://127.0.0.1:{self.host.admin_port}",
-                "--token", self.host.token]
-        if ca:
-            argv += ["--ca", ca]
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-        check_log(f"atoll {args[0]}", (p.stdout + p.stderr).encode())
-        return p
+        argv = [*args, "--server", server or f"https://127.0.0.1:{self.host.admin_port}", "--token", self.host.token]
+        return run_atoll(*argv, *(["--ca", ca] if ca else []))
 
     def test_the_banner_says_https(self):
         self.assertIn(f"admin API on https://127.0.0.1:{self.host.admin_port}\n".encode(), self.host.stdout())

@@ -4,30 +4,15 @@ site and result, and kept in the database (GET /api/audit); refused tokens
 are rate-limited so a flood cannot fill the disk. Requests the HTTP parser
 refuses are logged too, rate-limited."""
 
-import os
-import re
-import shutil
-import tempfile
 import time
 import unittest
 
 from atoll_proc import wait_until
-from site_host import SiteHost, tar_gz
+from site_host import SiteHostTestCase, tar_gz
 from wire import RawConnection
 
 
-class AuditTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="atoll-audit-")
-        cls.host = SiteHost(os.path.join(cls.tmp, "data")).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.host.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-        assert rc == 0, f"atoll serve exited with {rc}: {cls.host.stderr()!r}"
-
+class AuditTest(SiteHostTestCase):
     def entries(self, site=""):
         status, j = self.host.admin("GET", f"/api/audit?limit=1000&site={site}")
         self.assertEqual(status, 200, j)

@@ -5,25 +5,13 @@ files, not one each)."""
 
 import hashlib
 import os
-import shutil
 import tempfile
 import unittest
 
-from site_host import SiteHost, tar_gz, write_site
+from site_host import SiteHostTestCase, tar_gz, write_site
 
 
-class BlobBatchTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="atoll-blobs-")
-        cls.host = SiteHost(os.path.join(cls.tmp, "data")).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.host.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-        assert rc == 0, f"atoll serve exited with {rc}: {cls.host.stderr()!r}"
-
+class BlobBatchTest(SiteHostTestCase):
     def post(self, entries):
         return self.host.admin("POST", "/api/blobs", tar_gz(entries), content_type="application/gzip")
 

@@ -5,21 +5,14 @@ admin token stays out of the log stream (`atoll token` shows it), every
 admin error is JSON (413 included), and the site commands (`atoll sites
 create|delete|domains`, `atoll purge`, `atoll --version`)."""
 
-import json
 import os
 import shutil
 import subprocess
 import tempfile
 import unittest
 
-from atoll_proc import binary, check_log
+from atoll_proc import binary, run_atoll
 from site_host import SiteHost, write_site
-
-
-def atoll(*args):
-    p = subprocess.run([binary("atoll"), *args], capture_output=True, text=True, timeout=60)
-    check_log(f"atoll {args[0]}", (p.stdout + p.stderr).encode())
-    return p
 
 
 class DefaultsTest(unittest.TestCase):
@@ -65,29 +58,29 @@ class DefaultsTest(unittest.TestCase):
             self.assertIn(f"admin token created in {self.data}/admin.token".encode(), h.stdout())
         finally:
             self.assertEqual(h.stop(), 0)
-        p = atoll("token", "--data", self.data)
+        p = run_atoll("token", "--data", self.data)
         self.assertEqual((p.returncode, p.stdout.strip()), (0, h.token))
-        p = atoll("token", "--data", os.path.join(self.tmp, "none"))
+        p = run_atoll("token", "--data", os.path.join(self.tmp, "none"))
         self.assertEqual(p.returncode, 1)
         self.assertIn("no admin token in", p.stderr)
 
     def test_read_only_commands_never_create_a_data_directory(self):
         missing = os.path.join(self.tmp, "typo")
         for args in (("sites",), ("deploys", "--site", "x")):
-            p = atoll(*args, "--data", missing)
+            p = run_atoll(*args, "--data", missing)
             self.assertEqual(p.returncode, 1, args)
             self.assertIn(f"no data directory at '{missing}'", p.stderr)
             self.assertEqual(p.stdout, "", "no table header before the error")
             self.assertFalse(os.path.exists(missing))
         os.makedirs(missing)
-        p = atoll("sites", "--data", missing)
+        p = run_atoll("sites", "--data", missing)
         self.assertIn("holds no atoll.db", p.stderr)
         self.assertEqual(os.listdir(missing), [])
 
     def test_an_empty_database_is_refused(self):
         os.makedirs(self.data)
         open(os.path.join(self.data, "atoll.db"), "w").close()
-        p = atoll("sites", "--data", self.data)
+        p = run_atoll("sites", "--data", self.data)
         self.assertEqual(p.returncode, 1)
         self.assertIn("it is empty (0 bytes), not an atoll database", p.stderr)
         p = subprocess.run([binary("atoll"), "serve", "--data", self.data, "--listen", "127.0.0.1:0",
@@ -111,37 +104,37 @@ class DefaultsTest(unittest.TestCase):
             self.assertEqual(h.stop(), 0)
 
     def test_site_commands_local_and_remote(self):
-        self.assertEqual(atoll("--version").stdout.strip().split()[0], "atoll")
-        self.assertRegex(atoll("--version").stdout, r"^atoll \d+\.\d+\.\d+\n$")
-        p = atoll("sites", "create", "shop", "Shop.Example.Test.", "*.cdn.example.test", "--data", self.data)
+        self.assertEqual(run_atoll("--version").stdout.strip().split()[0], "atoll")
+        self.assertRegex(run_atoll("--version").stdout, r"^atoll \d+\.\d+\.\d+\n$")
+        p = run_atoll("sites", "create", "shop", "Shop.Example.Test.", "*.cdn.example.test", "--data", self.data)
         self.assertEqual(p.returncode, 0, p.stderr)
-        p = atoll("sites", "--data", self.data)
+        p = run_atoll("sites", "--data", self.data)
         self.assertRegex(p.stdout, r"(?m)^shop\s+-\s+shop\.example\.test,\*\.cdn\.example\.test$")
-        p = atoll("sites", "create", "other", "demo.localhost", "--data", self.data)
+        p = run_atoll("sites", "create", "other", "demo.localhost", "--data", self.data)
         self.assertEqual(p.returncode, 1)
         self.assertIn("under the base domain", p.stderr)
         h = self.host()
         try:
             target = ["--server", h.admin_url, "--token", h.token]
-            p = atoll("sites", "domains", "shop", "www.example.test", *target)
+            p = run_atoll("sites", "domains", "shop", "www.example.test", *target)
             self.assertEqual(p.returncode, 0, p.stderr)
-            p = atoll("sites", "create", "thief", "www.example.test", *target)
+            p = run_atoll("sites", "create", "thief", "www.example.test", *target)
             self.assertEqual(p.returncode, 1)
             self.assertIn("already belongs to site 'shop'", p.stderr)
-            self.assertEqual(atoll("purge", *target).returncode, 0)
-            p = atoll("purge", "--data", self.data)
+            self.assertEqual(run_atoll("purge", *target).returncode, 0)
+            p = run_atoll("purge", "--data", self.data)
             self.assertEqual(p.returncode, 1)
             self.assertIn("give --server", p.stderr)
-            p = atoll("sites", "delete", "shop", *target)
+            p = run_atoll("sites", "delete", "shop", *target)
             self.assertEqual(p.returncode, 0, p.stderr)
             self.assertNotIn("shop", self.site_names(h))
-            p = atoll("sites", "delete", "shop", "--data", self.data)
+            p = run_atoll("sites", "delete", "shop", "--data", self.data)
             self.assertEqual(p.returncode, 1)
             self.assertIn("no site named 'shop'", p.stderr)
         finally:
             self.assertEqual(h.stop(), 0)
         for sub in ("create", "delete", "domains"):
-            self.assertEqual(atoll("sites", sub, "--help").returncode, 0)
+            self.assertEqual(run_atoll("sites", sub, "--help").returncode, 0)
 
 
 if __name__ == "__main__":

@@ -3,26 +3,12 @@ naming the owner), normalised (case, trailing dot, IDNA to punycode),
 validated (400 naming the rule), never under the base domain, and
 wildcards, the most specific match winning."""
 
-import os
-import shutil
-import tempfile
 import unittest
 
-from site_host import SiteHost, tar_gz
+from site_host import SiteHostTestCase, tar_gz
 
 
-class DomainsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="atoll-domains-")
-        cls.host = SiteHost(os.path.join(cls.tmp, "data")).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.host.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-        assert rc == 0, f"atoll serve exited with {rc}: {cls.host.stderr()!r}"
-
+class DomainsTest(SiteHostTestCase):
     def site(self, name, domains):
         """Creates `name` with `domains` and a deploy whose page names it."""
         status, j = self.host.admin("POST", "/api/sites", {"name": name, "domains": domains})

@@ -6,12 +6,11 @@ answer lists what the rule left out."""
 
 import hashlib
 import os
-import shutil
 import sqlite3
 import tempfile
 import unittest
 
-from site_host import SiteHost, tar_gz, write_site
+from site_host import SiteHostTestCase, tar_gz, write_site
 
 SECRET = b"AWS_SECRET_ACCESS_KEY=hunter2\n"
 
@@ -28,18 +27,7 @@ SITE = {
 REFUSED = [".env", ".git/", "assets/.DS_Store", ".well-known/.hidden"]
 
 
-class HiddenFilesTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="atoll-hidden-")
-        cls.host = SiteHost(os.path.join(cls.tmp, "data")).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.host.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-        assert rc == 0, f"atoll serve exited with {rc}: {cls.host.stderr()!r}"
-
+class HiddenFilesTest(SiteHostTestCase):
     def create(self, site):
         status, j = self.host.admin("POST", "/api/sites", {"name": site})
         self.assertEqual(status, 201, j)

@@ -9,14 +9,8 @@ import subprocess
 import tempfile
 import unittest
 
-from atoll_proc import binary, check_log, wait_until
+from atoll_proc import binary, run_atoll, wait_until
 from site_host import SiteHost
-
-
-def atoll(*args):
-    p = subprocess.run([binary("atoll"), *args], capture_output=True, text=True, timeout=60)
-    check_log(f"atoll {args[0]}", (p.stdout + p.stderr).encode())
-    return p
 
 
 class PidFileTest(unittest.TestCase):
@@ -35,7 +29,7 @@ class PidFileTest(unittest.TestCase):
             with open(os.path.join(self.data, "atoll.pid"), "w") as f:
                 f.write(f"{bystander.pid}\n")
             for command in ("reload", "upgrade"):
-                p = atoll(command, "--data", self.data)
+                p = run_atoll(command, "--data", self.data)
                 self.assertEqual(p.returncode, 1, p.stdout)
                 self.assertIn("no running server found", p.stderr)
                 self.assertIn("stale", p.stderr)
@@ -47,7 +41,7 @@ class PidFileTest(unittest.TestCase):
 
     def test_a_missing_pid_file_names_the_path(self):
         os.makedirs(self.data)
-        p = atoll("reload", "--data", self.data)
+        p = run_atoll("reload", "--data", self.data)
         self.assertEqual(p.returncode, 1)
         self.assertIn(os.path.join(self.data, "atoll.pid"), p.stderr)
 
@@ -57,7 +51,7 @@ class PidFileTest(unittest.TestCase):
             with open(os.path.join(self.data, "atoll.pid")) as f:
                 pid = int(f.read())
             self.assertEqual(pid, host.proc.pid)
-            p = atoll("reload", "--data", self.data)
+            p = run_atoll("reload", "--data", self.data)
             self.assertEqual(p.returncode, 0, p.stderr)
             self.assertIn(f"pid {pid}", p.stdout)
             self.assertTrue(wait_until(lambda: b"reload: settings re-read" in host.stderr(), timeout=10),

@@ -11,21 +11,10 @@ import time
 import unittest
 
 from atoll_proc import wait_until
-from site_host import SiteHost, write_site
+from site_host import SiteHost, SiteHostTestCase, write_site
 
 
-class HostPublishTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="atoll-host-publish-")
-        cls.host = SiteHost(os.path.join(cls.tmp, "data")).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.host.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-        assert rc == 0, f"atoll serve exited with {rc}: {cls.host.stderr()!r}"
-
+class HostPublishTest(SiteHostTestCase):
     def site_dir(self, name, files):
         d = tempfile.mkdtemp(prefix=f"{name}-", dir=self.tmp)
         return write_site(d, files)

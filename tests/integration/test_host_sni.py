@@ -11,11 +11,9 @@ import subprocess
 import tempfile
 import unittest
 
-from atoll_proc import binary
+from atoll_proc import CERTS, binary
 from site_host import SiteHost, tar_gz
 
-CERTS = os.environ.get("ATOLL_TEST_CERTS", os.path.join(os.path.dirname(__file__), "..", "..", "build",
-                                                        "release", "test-certs"))
 
 
 def pem(name):

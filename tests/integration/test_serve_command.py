@@ -18,11 +18,10 @@ import tempfile
 import time
 import unittest
 
+from atoll_proc import CERTS
 from site_host import SiteHost, write_site
 from wire import RawConnection
 
-CERTS = os.environ.get("ATOLL_TEST_CERTS", os.path.join(os.path.dirname(__file__), "..", "..", "build",
-                                                        "release", "test-certs"))
 _ALL_SITES = re.compile(rb"serving sites on (https?://(?:[0-9.]+|\[[0-9a-fA-F:]+\]):\d+|unix:\S+) ")
 
 

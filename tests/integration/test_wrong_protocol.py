@@ -12,12 +12,10 @@ import tempfile
 import time
 import unittest
 
-from atoll_proc import AtollProcess
+from atoll_proc import CERTS, AtollProcess
 from site_host import SiteHost, write_site
 from wire import RawConnection
 
-CERTS = os.environ.get("ATOLL_TEST_CERTS", os.path.join(os.path.dirname(__file__), "..", "..", "build",
-                                                        "release", "test-certs"))
 
 
 def client_hello():
