@@ -153,6 +153,12 @@ int run_worker(const ServeSettings& s, net::ServerOptions options, std::vector<i
         admin_options.tls = tls_options(s.admin_tls_cert, s.admin_tls_key);
       host::AdminOptions ao{.token = token, .data_dir = s.data};
       ao.max_upload = s.max_upload;
+      ao.site_tls = options.tls.has_value();
+      for (int fd : options.inherited_listeners)
+        if (auto ep = net::Endpoint::local_of(fd); !ep.is_unix()) {
+          ao.site_port = ep.port();
+          break;
+        }
       ao.server_info = [&server] { return server.info(); };
       ao.draining = [&draining] { return draining.load(); };
       admin = std::make_unique<net::Server>(admin_options,
@@ -305,9 +311,10 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
     else if (ep.is_unix())
       std::printf("serving sites on %s (each site by its Host header)\n", ep.to_string().c_str());
     else
-      std::printf("serving sites on http%s://%s (each site at http%s://NAME.%s:%u/)\n",
-                  options.tls ? "s" : "", ep.to_string().c_str(), options.tls ? "s" : "",
-                  s.base_domain.c_str(), ep.port());
+      std::printf(
+          "serving sites on http%s://%s (each site at %s)\n", options.tls ? "s" : "",
+          ep.to_string().c_str(),
+          host::site_url("NAME", s.base_domain, options.tls.has_value(), ep.port()).c_str());
   }
   std::printf("supervising %u worker(s)\n", workers);
   std::fflush(stdout);

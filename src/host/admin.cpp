@@ -94,9 +94,9 @@ int status_of(const DbError& e) {
   return 500;
 }
 
-json site_json(const SiteInfo& s, const std::string& base) {
+json site_json(const SiteInfo& s, const std::string& base, const AdminOptions& o) {
   return {{"name", s.name},
-          {"url", "http://" + s.name + "." + base + "/"},
+          {"url", site_url(s.name, base, o.site_tls, o.site_port)},
           {"domains", s.domains},
           {"live_deploy", s.live_deploy ? json(*s.live_deploy) : json(nullptr)},
           {"created_at", s.created_at}};
@@ -209,6 +209,14 @@ std::optional<json> parse_json(const std::string& body) {
 
 }  // namespace
 
+std::string site_url(std::string_view name, std::string_view base_domain, bool tls,
+                     std::uint16_t port) {
+  std::string url = tls ? "https://" : "http://";
+  url.append(name).append(".").append(base_domain);
+  if (port != 0 && port != (tls ? 443 : 80)) url += ":" + std::to_string(port);
+  return url + "/";
+}
+
 std::string load_or_create_token(const std::string& dir, bool& created) {
   std::string path = dir + "/admin.token";
   created = false;
@@ -254,7 +262,7 @@ http::App admin_api(Host& host, AdminOptions options) {
     co_await run(c, [&] {
       json list = json::array();
       for (const auto& s : st->host.database().sites())
-        list.push_back(site_json(s, st->host.options().base_domain));
+        list.push_back(site_json(s, st->host.options().base_domain, st->options));
       return Outcome{200, json{{"sites", list}}};
     });
   });
@@ -279,7 +287,7 @@ http::App admin_api(Host& host, AdminOptions options) {
     co_await run(c, [&] {
       auto s = st->host.database().create_site(name, domains);
       st->host.reload();
-      return Outcome{201, site_json(s, st->host.options().base_domain)};
+      return Outcome{201, site_json(s, st->host.options().base_domain, st->options)};
     });
   });
 
@@ -300,7 +308,7 @@ http::App admin_api(Host& host, AdminOptions options) {
       st->host.reload();
       auto s = st->host.database().site(name);
       if (!s) throw DbError(DbError::Kind::not_found, "no site named '" + name + "'");
-      return Outcome{200, site_json(*s, st->host.options().base_domain)};
+      return Outcome{200, site_json(*s, st->host.options().base_domain, st->options)};
     });
   });
 
@@ -334,6 +342,15 @@ http::App admin_api(Host& host, AdminOptions options) {
         throw DbError(DbError::Kind::not_found, "site '" + name + "' has no certificate");
       st->host.reload();
       return Outcome{204, {}};
+    });
+  });
+
+  api.get("/api/sites/:site", [st](http::Conn& c) -> Task<> {
+    std::string name(c.param("site"));
+    co_await run(c, [&] {
+      auto s = st->host.database().site(name);
+      if (!s) throw DbError(DbError::Kind::not_found, "no site named '" + name + "'");
+      return Outcome{200, site_json(*s, st->host.options().base_domain, st->options)};
     });
   });
 

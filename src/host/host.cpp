@@ -58,8 +58,10 @@ struct Variant {
 };
 
 struct Resolved {
-  enum class Kind { file, add_slash, missing } kind = Kind::missing;
+  // redirect: to `location` (a decoded path), the canonical clean URL.
+  enum class Kind { file, redirect, missing } kind = Kind::missing;
   std::int64_t deploy = 0;
+  std::string location;
   std::int64_t expires_ms = 0;  // missing entries only
   std::string mime;
   std::string cache_control;
@@ -123,6 +125,26 @@ std::string cache_control_for(std::string_view path, std::string_view mime) {
     pos = end + 1;
   }
   return "public, max-age=300";
+}
+
+// A decoded path as a Location: bytes outside RFC 3986's pchar set, and
+// '/', are percent-encoded.
+std::string encode_path(std::string_view path) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(path.size());
+  for (char ch : path) {
+    auto u = static_cast<unsigned char>(ch);
+    if (std::isalnum(u) ||
+        std::string_view("/-._~!$&'()*+,;=:@").find(ch) != std::string_view::npos) {
+      out += ch;
+    } else {
+      out += '%';
+      out += hex[u >> 4];
+      out += hex[u & 15];
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -361,25 +383,41 @@ struct Host::Impl {
   }
 
   // Blocking: the database and the store, on the offload pool.
-  std::shared_ptr<Resolved> resolve_blocking(std::int64_t deploy, std::string path, bool hidden) {
+  //
+  // Clean URLs: `about.html` answers at /about and `dir/index.html` at
+  // /dir/; the other spellings (/about.html, /dir/index.html, /dir for a
+  // directory, /about/ when only about.html exists) redirect to that one
+  // form, so a page has one address. `clean_urls = false` in _atoll.toml
+  // serves every spelling as it is, with no redirects.
+  std::shared_ptr<Resolved> resolve_blocking(std::int64_t deploy, std::string path, bool hidden,
+                                             bool clean) {
     auto r = std::make_shared<Resolved>();
     r->deploy = deploy;
     if (hidden) return r;  // a deploy made before the hidden-name rule may hold .env
     std::string rel = path.substr(1);
-    std::vector<std::pair<std::string, bool>> candidates;  // (file, needs a trailing slash)
+    auto exists = [&](const std::string& file) { return host.db_->resolve(deploy, file); };
+    auto redirect = [&](std::string to) {
+      r->kind = Resolved::Kind::redirect;
+      r->location = "/" + std::move(to);
+      return r;
+    };
+    std::vector<std::string> candidates;
     if (rel.empty() || rel.back() == '/') {
-      candidates.push_back({rel + "index.html", false});
+      candidates.push_back(rel + "index.html");
     } else {
-      candidates.push_back({rel, false});
-      candidates.push_back({rel + ".html", false});
-      candidates.push_back({rel + "/index.html", true});
+      candidates.push_back(rel);
+      candidates.push_back(rel + ".html");
     }
-    for (const auto& [file, slash] : candidates) {
-      auto rec = host.db_->resolve(deploy, file);
+    for (const auto& file : candidates) {
+      auto rec = exists(file);
       if (!rec) continue;
-      if (slash) {
-        r->kind = Resolved::Kind::add_slash;
-        return r;
+      if (clean && &file == &candidates.front() && rel.ends_with(".html")) {
+        // /dir/index.html -> /dir/; /about.html -> /about, unless a file
+        // named `about` answers there.
+        if (rel == "index.html" || rel.ends_with("/index.html"))
+          return redirect(rel.substr(0, rel.size() - 10));
+        std::string bare = rel.substr(0, rel.size() - 5);
+        if (!bare.empty() && bare.back() != '/' && !exists(bare)) return redirect(bare);
       }
       r->kind = Resolved::Kind::file;
       r->mime = rec->mime;
@@ -416,7 +454,14 @@ struct Host::Impl {
       }
       return r;
     }
-    r->kind = Resolved::Kind::missing;
+    if (rel.empty()) return r;
+    if (rel.back() == '/') {
+      // /about/ with no about/index.html: about.html answers at /about.
+      std::string bare = rel.substr(0, rel.size() - 1);
+      if (clean && exists(bare + ".html")) return redirect(bare);
+    } else if (exists(rel + "/index.html")) {
+      return redirect(rel + "/");  // a directory: its index answers at /dir/
+    }
     return r;
   }
 
@@ -468,8 +513,10 @@ struct Host::Impl {
     bool hidden =
         owned.find("/.") != std::string::npos &&
         !hidden_refusal(std::string_view(owned).substr(1), site.config.include_hidden).empty();
-    auto job = runtime::offload(
-        [this, deploy, &owned, hidden] { return resolve_blocking(deploy, owned, hidden); });
+    bool clean = site.config.clean_urls;
+    auto job = runtime::offload([this, deploy, &owned, hidden, clean] {
+      return resolve_blocking(deploy, owned, hidden, clean);
+    });
     try {
       r = co_await job;
     } catch (...) {
@@ -636,8 +683,8 @@ struct Host::Impl {
                       "Service Unavailable: the site database cannot be read; try again shortly\n");
       co_return;
     }
-    if (r->kind == Resolved::Kind::add_slash) {
-      std::string location = std::string(c.raw_path()) + "/";
+    if (r->kind == Resolved::Kind::redirect) {
+      std::string location = encode_path(r->location);
       if (!c.query_string().empty()) location += "?" + std::string(c.query_string());
       c.set_header("Location", location);
       co_await c.send(301, "");
@@ -651,6 +698,8 @@ struct Host::Impl {
     for (const auto* fallback : {&site->config.spa, &site->config.not_found}) {
       if (fallback->empty()) continue;
       auto f = co_await lookup(*site, "/" + *fallback);
+      // "404.html" is served from its clean address, /404.
+      if (f->kind == Resolved::Kind::redirect) f = co_await lookup(*site, f->location);
       if (f->kind == Resolved::Kind::file) {
         co_await send_resolved(c, *site, *f, fallback == &site->config.spa ? 200 : 404);
         co_return;

@@ -161,6 +161,7 @@ std::string SiteConfig::to_json() const {
   for (const auto& h : headers)
     j["headers"].push_back({{"path", h.path}, {"name", h.name}, {"value", h.value}});
   if (!include_hidden.empty()) j["include_hidden"] = include_hidden;
+  if (!clean_urls) j["clean_urls"] = false;
   return j.dump();
 }
 
@@ -179,6 +180,7 @@ SiteConfig SiteConfig::from_json(std::string_view text) {
   if (j.contains("include_hidden") && j["include_hidden"].is_array())
     for (const auto& n : j["include_hidden"])
       if (n.is_string()) c.include_hidden.push_back(n);
+  if (auto it = j.find("clean_urls"); it != j.end() && it->is_boolean()) c.clean_urls = *it;
   return c;
 }
 
@@ -201,12 +203,18 @@ SiteConfig parse_site_config(std::string_view text, const std::string& file) {
     return std::string(*n.as_string());
   };
   SiteConfig c;
-  static const std::set<std::string> known = {"not_found", "spa", "redirects", "headers",
-                                              "include_hidden"};
+  static const std::set<std::string> known = {"not_found", "spa",        "redirects",
+                                              "headers",   "clean_urls", "include_hidden"};
   for (auto& [k, v] : t) {
     if (!known.count(std::string(k.str())))
-      throw std::invalid_argument(where(v) + "unknown setting '" + std::string(k.str()) +
-                                  "' (known: not_found, spa, redirects, headers, include_hidden)");
+      throw std::invalid_argument(
+          where(v) + "unknown setting '" + std::string(k.str()) +
+          "' (known: not_found, spa, redirects, headers, clean_urls, include_hidden)");
+  }
+  if (auto* n = t.get("clean_urls")) {
+    if (!n->is_boolean())
+      throw std::invalid_argument(where(*n) + "'clean_urls' must be true or false");
+    c.clean_urls = **n->as_boolean();
   }
   if (auto* n = t.get("include_hidden")) {
     auto* arr = n->as_array();

@@ -149,6 +149,17 @@ TEST(SiteConfig, JsonRoundTrip) {
   EXPECT_TRUE(host::SiteConfig::from_json("not json").redirects.empty());
 }
 
+TEST(SiteConfig, CleanUrlsAreOnUnlessTurnedOff) {
+  EXPECT_TRUE(host::parse_site_config("", "_atoll.toml").clean_urls);
+  auto off = host::parse_site_config("clean_urls = false\n", "_atoll.toml");
+  EXPECT_FALSE(off.clean_urls);
+  EXPECT_FALSE(host::SiteConfig::from_json(off.to_json()).clean_urls) << off.to_json();
+  EXPECT_TRUE(host::SiteConfig::from_json("{}").clean_urls);
+  EXPECT_TRUE(std::regex_search(
+      config_error("\nclean_urls = \"no\"\n"),
+      std::regex("^site/_atoll\\.toml:2:\\d+: 'clean_urls' must be true or false")));
+}
+
 TEST(SiteConfig, SyntaxErrorSaysFileLineColumn) {
   std::string e = config_error("spa = \"index.html\"\n\nnot_found = oops\n");
   EXPECT_TRUE(std::regex_search(e, std::regex("^site/_atoll\\.toml:3:\\d+: "))) << e;

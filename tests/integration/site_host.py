@@ -2,7 +2,7 @@
 
     with SiteHost(data_dir) as host:
         host.publish(site_dir, "demo")          # `atoll publish` into DATA
-        r = host.get("demo", "/index.html")     # Host: demo.localhost:PORT
+        r = host.get("demo", "/")               # Host: demo.localhost:PORT
         status, body = host.admin("GET", "/api/sites")
 
 The server listens on loopback port 0 for both the sites and the admin API;

@@ -169,7 +169,7 @@ class JsonFileTest(HostTestCase, JsonLines):
         marker = uuid.uuid4().hex
         ua = f"atoll-test/{marker}"
         cases = [  # (method, path, site, expected status, expected body)
-            ("GET", "/index.html", "logged", 200, INDEX.encode()),
+            ("GET", "/", "logged", 200, INDEX.encode()),
             ("GET", f"/missing-{marker}.txt", "logged", 404, None),
             ("GET", f"/data.txt?q={marker}&x=%20y", "logged", 200, DATA.encode()),
             ("HEAD", "/data.txt", "logged", 200, b""),
@@ -208,7 +208,7 @@ class JsonFileTest(HostTestCase, JsonLines):
         ids = []
         try:
             for i in range(5):
-                r = self.get(f"/index.html?n={i}", conn=c)
+                r = self.get(f"/?n={i}", conn=c)
                 self.assertEqual(r.status, 200)
                 ids.append(r.header("X-Request-Id"))
         finally:
@@ -219,18 +219,18 @@ class JsonFileTest(HostTestCase, JsonLines):
         self.assertEqual(order, ids, "one line per request, in the order they were answered")
         for i, rid in enumerate(ids):
             rec = self.by_id(records, rid)
-            self.assertEqual(rec["target"], f"/index.html?n={i}")
+            self.assertEqual(rec["target"], f"/?n={i}")
             self.assertEqual(rec["user_agent"], "")  # http.client sends none: empty, not missing
             self.assertEqual(rec["referer"], "")
 
     def test_incoming_request_id_kept_if_sane(self):
         # include/atoll/web/request_id.hpp: 1-128 of A-Z a-z 0-9 - _ . : is kept...
         sane = f"trace-{uuid.uuid4().hex}_x.y:z"
-        r = self.get("/index.html", headers={"X-Request-Id": sane})
+        r = self.get("/", headers={"X-Request-Id": sane})
         self.assertEqual(r.header("X-Request-Id"), sane)
         # ...anything else is replaced, so a client cannot write into the log.
         evil = f"evil {uuid.uuid4().hex}\",\"status\":999"
-        r2 = self.get("/index.html", headers={"X-Request-Id": evil})
+        r2 = self.get("/", headers={"X-Request-Id": evil})
         replaced = r2.header("X-Request-Id")
         self.assertRegex(replaced, r"^[0-9a-f]{20}$")
         records = self.parse_all(self.wait_for([sane.encode(), replaced.encode()]))
@@ -241,7 +241,7 @@ class JsonFileTest(HostTestCase, JsonLines):
     def test_escaping_keeps_one_json_object_per_line(self):
         marker = uuid.uuid4().hex
         ua = f'quote " backslash \\ tab \t brace }} {marker} caf\u00e9 \u2603'
-        r = self.get("/index.html", headers={"User-Agent": ua.encode("utf-8"),
+        r = self.get("/", headers={"User-Agent": ua.encode("utf-8"),
                                              "Referer": f'"{marker}"\\'})
         rid = r.header("X-Request-Id")
         records = self.parse_all(self.wait_for([rid.encode()]))
@@ -250,7 +250,7 @@ class JsonFileTest(HostTestCase, JsonLines):
         self.assertEqual(rec["referer"], f'"{marker}"\\')
 
     def test_file_created_0640(self):
-        self.get("/index.html")  # (the file exists from the start; this just uses it)
+        self.get("/")  # (the file exists from the start; this just uses it)
         mode = stat.S_IMODE(os.stat(self.log).st_mode)
         umask = os.umask(0)
         os.umask(umask)
@@ -265,7 +265,7 @@ class JsonNonUtf8Test(HostTestCase, JsonLines):
         # obs-text (0x80-0xFF) is legal in a header value (RFC 9110 §5.5) but
         # is not UTF-8: copied raw, it makes the line invalid JSON.
         marker = uuid.uuid4().hex
-        resp = raw_request(self.host.port, (f"GET /index.html?m={marker} HTTP/1.1\r\n"
+        resp = raw_request(self.host.port, (f"GET /?m={marker} HTTP/1.1\r\n"
                                             f"Host: logged.localhost:{self.host.port}\r\n").encode()
                            + b"User-Agent: latin1 \xe9t\xe9 \xff\r\nConnection: close\r\n\r\n")
         self.assertTrue(resp.startswith(b"HTTP/1.1 200 "), resp[:200])
@@ -276,7 +276,7 @@ class JsonNonUtf8Test(HostTestCase, JsonLines):
             rec = json.loads(line.decode("utf-8"))
         except ValueError as e:
             self.fail(f"the line for a request with a Latin-1 User-Agent is not JSON ({e}): {line!r}")
-        self.assertEqual(rec["target"], f"/index.html?m={marker}")
+        self.assertEqual(rec["target"], f"/?m={marker}")
         self.assertTrue(rec["user_agent"].startswith("latin1 "), rec["user_agent"])
 
 
@@ -298,7 +298,7 @@ class JsonAppendTest(unittest.TestCase, JsonLines):
                     if run == 0:
                         host.publish(site, "logged", remote=True)
                     for i in range(3):
-                        r = host.get("logged", f"/index.html?run={run}&i={i}")
+                        r = host.get("logged", f"/?run={run}&i={i}")
                         self.assertEqual(r.status, 200)
                         ids.append(r.header("X-Request-Id"))
                 finally:
@@ -311,7 +311,7 @@ class JsonAppendTest(unittest.TestCase, JsonLines):
             records = self.parse_all(data[len(b"a line from before\n"):])
             self.assertEqual([r["request_id"] for r in records], ids)
             self.assertEqual([r["target"] for r in records],
-                             [f"/index.html?run={run}&i={i}" for run in range(2) for i in range(3)])
+                             [f"/?run={run}&i={i}" for run in range(2) for i in range(3)])
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -334,7 +334,7 @@ class CombinedFileTest(HostTestCase):
     def test_lines_match_combined_format(self):
         marker = uuid.uuid4().hex
         cases = [  # (method, path, site, headers)
-            ("GET", f"/index.html?case=ok-{marker}", "logged", {"Referer": f"http://ref.example/{marker}"}),
+            ("GET", f"/?case=ok-{marker}", "logged", {"Referer": f"http://ref.example/{marker}"}),
             ("GET", f"/missing-{marker}.txt", "logged", {}),
             ("GET", f"/data.txt?q={marker}&x=%20y", "logged", {}),
             ("HEAD", f"/data.txt?head={marker}", "logged", {}),
@@ -362,7 +362,7 @@ class CombinedFileTest(HostTestCase):
 
     def test_quotes_and_bytes_escaped_on_one_line(self):
         marker = uuid.uuid4().hex
-        resp = raw_request(self.host.port, (f"GET /index.html?esc={marker} HTTP/1.1\r\n"
+        resp = raw_request(self.host.port, (f"GET /?esc={marker} HTTP/1.1\r\n"
                                             f"Host: logged.localhost:{self.host.port}\r\n"
                                             'User-Agent: say "hi" \\ now\r\n').encode()
                            + b"Referer: caf\xc3\xa9 \xff\r\nConnection: close\r\n\r\n")
@@ -387,7 +387,7 @@ class StdoutTest(HostTestCase, JsonLines):
 
     def test_lines_on_stdout(self):
         ids = []
-        for path in ("/index.html", "/nope", "/data.txt?x=1"):
+        for path in ("/", "/nope", "/data.txt?x=1"):
             ids.append((path, self.get(path)))
         data = self.wait_for([r.header("X-Request-Id").encode() for _, r in ids])
         # stdout holds the banners and the JSON lines, nothing else.
@@ -408,7 +408,7 @@ class DefaultAndOffTest(unittest.TestCase, JsonLines):
         host = LoggingHost(os.path.join(tmp, "data"), log).start()
         try:
             host.publish(site, "logged", remote=True)
-            ids = [host.get("logged", "/index.html").header("X-Request-Id") for _ in range(3)]
+            ids = [host.get("logged", "/").header("X-Request-Id") for _ in range(3)]
         finally:
             host.stop()  # the drain writes what is queued before exit
             shutil.rmtree(tmp, ignore_errors=True)

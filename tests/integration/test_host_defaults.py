@@ -44,6 +44,18 @@ class DefaultsTest(unittest.TestCase):
         finally:
             self.assertEqual(h.stop(), 0)
 
+    def test_site_urls_carry_a_port_that_is_not_the_default(self):
+        h = self.host()
+        try:
+            status, j = h.admin("GET", "/api/sites/hello")
+            self.assertEqual(status, 200, j)
+            self.assertEqual(j["url"], f"http://hello.localhost:{h.port}/")
+            self.assertEqual(h.get("hello", "/").status, 200, "the url answers")
+            self.assertEqual(h.admin("GET", "/api/sites/nope")[0], 404)
+            self.assertIn(f"each site at http://NAME.localhost:{h.port}/".encode(), h.stdout())
+        finally:
+            self.assertEqual(h.stop(), 0)
+
     def test_no_demo_makes_an_empty_data_directory(self):
         h = self.host("--no-demo")
         try:

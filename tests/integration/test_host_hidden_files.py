@@ -124,7 +124,7 @@ class HiddenFilesTest(SiteHostTestCase):
             con.execute("INSERT INTO files(deploy_id, path, hash, size, mime) VALUES (?, '.env', ?, ?, ?)",
                         (deploy, row[0], row[1], row[2]))
         con.close()
-        self.assertEqual(self.host.get("older", "/index.html").status, 200)
+        self.assertEqual(self.host.get("older", "/").status, 200)
         self.assertEqual(self.host.get("older", "/.env").status, 404)
 
 

@@ -54,13 +54,17 @@ class HostServingTest(unittest.TestCase):
             "assets/plain.js": APP_JS + "//3\n", "photo.20240101.jpg": PNG, "assets/deadbeefcafe.js": APP_JS + "//4\n",
             "assets/report-final2024.js": APP_JS + "//5\n", "assets/chunk-2f8a91bc.js": APP_JS + "//6\n", "big.txt": BIG, "img.png": PNG, "404.html": NOT_FOUND,
             "posts/2024/hello.html": "<p>post</p>", "with space.html": "<p>spaced</p>",
-            "caf\u00e9/men\u00fc.html": "<p>unicode</p>", "_atoll.toml": SITE_CONFIG})
+            "caf\u00e9/men\u00fc.html": "<p>unicode</p>", "notes": "plain notes", "notes.html": "<p>notes</p>",
+            "posts/2024/index.html": "<p>2024</p>", "_atoll.toml": SITE_CONFIG})
         spa = write_site(os.path.join(cls.tmp, "spa"), {
             "index.html": "<div id=app></div>", "app.js": "render()\n",
             "_atoll.toml": 'spa = "index.html"\n'})
         bare = write_site(os.path.join(cls.tmp, "bare"), {"index.html": "bare"})
+        raw = write_site(os.path.join(cls.tmp, "raw"), {
+            "index.html": "raw", "about.html": ABOUT, "dir/index.html": "<p>dir index</p>",
+            "_atoll.toml": "clean_urls = false\n"})
         cls.host = SiteHost(os.path.join(cls.tmp, "data")).start()
-        for d, name in ((web, "web"), (spa, "spa"), (bare, "bare")):
+        for d, name in ((web, "web"), (spa, "spa"), (bare, "bare"), (raw, "raw")):
             cls.host.publish(d, name, remote=True)
 
     @classmethod
@@ -167,7 +171,7 @@ class HostServingTest(unittest.TestCase):
     # --- Cache-Control ------------------------------------------------------------------------
 
     def test_html_revalidates(self):
-        for path in ("/", "/about", "/dir/", "/index.html"):
+        for path in ("/", "/about", "/dir/"):
             self.assertEqual(self.get(path).header("Cache-Control"), "no-cache", path)
 
     def test_hashed_assets_are_immutable(self):
@@ -192,14 +196,53 @@ class HostServingTest(unittest.TestCase):
 
     def test_clean_urls(self):
         self.assertEqual(self.get("/about").data, ABOUT.encode())
-        self.assertEqual(self.get("/about.html").data, ABOUT.encode())
         self.assertEqual(self.get("/").data, HTML.encode())
         self.assertEqual(self.get("/dir/").data, b"<p>dir index</p>")
-        self.assertEqual(self.get("/dir/index.html").data, b"<p>dir index</p>")
         self.assertEqual(self.get("/about").header("Content-Type"), "text/html; charset=utf-8")
 
+    def assertRedirects(self, path, location, site="web"):
+        r = self.get(path, site=site)
+        self.assertEqual((r.status, r.header("Location")), (301, location), path)
+        return r
+
+    def test_other_spellings_redirect_to_the_clean_url(self):
+        # One page, one address: the .html and index.html spellings move.
+        self.assertRedirects("/about.html", "/about")
+        self.assertRedirects("/about.html?x=1&y=2", "/about?x=1&y=2")
+        self.assertRedirects("/index.html", "/")
+        self.assertRedirects("/dir/index.html", "/dir/")
+        self.assertRedirects("/posts/2024/hello.html", "/posts/2024/hello")
+        # about.html with no about/ directory: its address has no slash.
+        self.assertRedirects("/about/", "/about")
+        self.assertEqual(self.get("/about/", method="HEAD").status, 301)
+
+    def test_a_directory_without_an_index_is_404_only_without_a_page(self):
+        self.assertRedirects("/posts/2024/hello/", "/posts/2024/hello")
+        r = self.get("/posts/")
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.data, NOT_FOUND.encode())
+        self.assertEqual(self.get("/posts/2024/").data, b"<p>2024</p>")
+
+    def test_a_file_without_extension_keeps_its_html_sibling_reachable(self):
+        # `notes` answers at /notes, so notes.html must keep its own address.
+        self.assertEqual(self.get("/notes").data, b"plain notes")
+        r = self.get("/notes.html")
+        self.assertEqual((r.status, r.data), (200, b"<p>notes</p>"))
+
+    def test_redirect_locations_are_percent_encoded(self):
+        self.assertRedirects("/with%20space.html", "/with%20space")
+        self.assertRedirects("/caf%C3%A9/men%C3%BC.html", "/caf%C3%A9/men%C3%BC")
+        self.assertRedirects("/caf%C3%A9/men%C3%BC/", "/caf%C3%A9/men%C3%BC")
+
+    def test_clean_urls_off_serves_every_spelling(self):
+        for path, body in (("/about.html", ABOUT.encode()), ("/about", ABOUT.encode()),
+                           ("/dir/index.html", b"<p>dir index</p>"), ("/index.html", b"raw")):
+            r = self.get(path, site="raw")
+            self.assertEqual((r.status, r.data), (200, body), path)
+        self.assertRedirects("/dir", "/dir/", site="raw")
+        self.assertEqual(self.get("/about/", site="raw").status, 404)
+
     def test_percent_encoded_paths(self):
-        self.assertEqual(self.get("/with%20space.html").data, b"<p>spaced</p>")
         self.assertEqual(self.get("/with%20space").data, b"<p>spaced</p>")
         self.assertEqual(self.get("/caf%C3%A9/men%C3%BC").data, b"<p>unicode</p>")
         self.assertEqual(self.get("/%61bout").data, ABOUT.encode())

@@ -68,6 +68,12 @@ class SniTest(unittest.TestCase):
     def put_certificate(self, site, cert, key):
         return self.host.admin("PUT", f"/api/sites/{site}/certificate", {"cert": pem(cert), "key": pem(key)})
 
+    def test_site_urls_say_https_and_the_port(self):
+        status, j = self.host.admin("GET", "/api/sites/gamma")
+        self.assertEqual(status, 200, j)
+        self.assertEqual(j["url"], f"https://gamma.localhost:{self.host.port}/")
+        self.assertIn(f"each site at https://NAME.localhost:{self.host.port}/".encode(), self.host.stdout())
+
     def test_a_configured_certificate_is_picked_by_its_name(self):
         subject, verify = self.s_client("a.sni.test")
         self.assertEqual(subject, "subject=CN = a.sni.test")

@@ -5,6 +5,7 @@
 //   GET    /metrics                         Prometheus text
 //   GET    /api/sites                       list
 //   POST   /api/sites                       {"name": "...", "domains": [...]}  → 201
+//   GET    /api/sites/:site                 {"name", "url", "domains", "live_deploy", ...}
 //   DELETE /api/sites/:site                 → 204
 //   GET    /api/sites/:site/deploys         list, newest first
 //   POST   /api/sites/:site/deploys         JSON manifest {"files": {path: sha256}, "config":
@@ -55,7 +56,16 @@ struct AdminOptions {
   /// The data directory, for per-site certificates (DATA/certs); empty: the
   /// certificate endpoints answer 404.
   std::string data_dir;
+  /// How sites are reached, for the `url` of each site: https under TLS,
+  /// and the public listener's port (0 or the scheme's default: none).
+  bool site_tls = false;
+  std::uint16_t site_port = 0;
 };
+
+/// "http://NAME.BASE:PORT/", the port left out when it is the scheme's
+/// default (80, 443) or 0.
+std::string site_url(std::string_view name, std::string_view base_domain, bool tls,
+                     std::uint16_t port);
 
 /// The admin API as an App.
 http::App admin_api(Host& host, AdminOptions options);

@@ -16,6 +16,7 @@ namespace atl::host {
 ///
 ///   not_found = "404.html"       # served with status 404 for unknown paths
 ///   spa = "index.html"           # or: served (200) for unknown paths
+///   clean_urls = false           # serve /about.html as is (default: redirect to /about)
 ///   [[redirects]]
 ///   from = "/old"                # exact path, or a prefix ending in "*"
 ///   to = "/new"
@@ -29,6 +30,9 @@ struct SiteConfig {
   std::string not_found;
   std::string spa;
   std::vector<std::string> include_hidden;
+  /// `about.html` answers at /about, `dir/index.html` at /dir/, and the
+  /// other spellings redirect there; false serves each as it is.
+  bool clean_urls = true;
   struct Redirect {
     std::string from, to;
     int status = 301;
