@@ -110,6 +110,44 @@ std::string when(std::int64_t t) {
   return buf;
 }
 
+// 1536 -> "1.5 KiB".
+std::string human(std::uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = double(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+  return buf;
+}
+
+void say_usage(const host::StoreUsage& u) {
+  std::printf("store: %zu blobs, %s (%s on disk) for %zu deploys; %zu unreferenced (%s on disk)\n",
+              u.blobs, human(u.bytes).c_str(), human(u.disk_bytes).c_str(), u.deploys,
+              u.unreferenced, human(u.unreferenced_disk_bytes).c_str());
+}
+
+// The admin API's answers (GET /api/store, POST /api/gc) as the structs.
+host::StoreUsage usage_from(const json& j) {
+  return {.deploys = j.at("deploys"),
+          .blobs = j.at("blobs"),
+          .bytes = j.at("bytes"),
+          .disk_bytes = j.at("disk_bytes"),
+          .unreferenced = j.at("unreferenced_blobs"),
+          .unreferenced_disk_bytes = j.at("unreferenced_disk_bytes")};
+}
+
+host::GcResult gc_from(const json& j) {
+  return {.deploys_removed = j.at("deploys_removed"),
+          .blobs_removed = j.at("blobs_removed"),
+          .tmp_removed = j.at("tmp_removed"),
+          .bytes_freed = j.at("bytes_freed"),
+          .blobs_too_young = j.at("blobs_too_young")};
+}
+
 }  // namespace
 
 void add_target_options(CLI::App& cmd, HostTarget& t) {
@@ -268,6 +306,51 @@ int run_deploys(const ListSettings& s) {
                     static_cast<unsigned long long>(d["bytes"].get<std::uint64_t>()),
                     d["live"].get<bool>() ? "live" : "");
     }
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(e);
+  }
+}
+
+int run_store(const HostTarget& t) {
+  try {
+    if (t.server.empty()) {
+      Local local(t.data, false);
+      say_usage(host::Publisher(*local.store, *local.db).usage());
+    } else {
+      say_usage(
+          usage_from(expect(call(t, "GET", "/api/store"), {200}, "reading the store's size")));
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(e);
+  }
+}
+
+int run_gc(const GcSettings& s) {
+  try {
+    host::GcResult r;
+    host::StoreUsage after;
+    if (s.target.server.empty()) {
+      Local local(s.target.data, false);
+      host::Publisher pub(*local.store, *local.db);
+      r = pub.collect_garbage(s.keep, s.grace_s);
+      after = pub.usage();
+    } else {
+      auto j = expect(call(s.target, "POST", "/api/gc", "application/json",
+                           json{{"keep", s.keep}, {"grace_s", s.grace_s}}.dump()),
+                      {200}, "collecting garbage");
+      r = gc_from(j);
+      after = usage_from(j.at("store"));
+    }
+    std::printf("removed %zu old deploys, %zu blobs and %zu upload leftovers: %s freed\n",
+                r.deploys_removed, r.blobs_removed, r.tmp_removed, human(r.bytes_freed).c_str());
+    if (r.blobs_too_young)
+      std::printf(
+          "kept %zu unreferenced blobs younger than %llds (a publish may be uploading them; "
+          "--grace 0 collects them too)\n",
+          r.blobs_too_young, static_cast<long long>(s.grace_s));
+    say_usage(after);
     return 0;
   } catch (const std::exception& e) {
     return fail(e);

@@ -40,7 +40,16 @@ struct SiteCommand {
   std::string base_domain = "localhost";  // a local command checks domains against it
 };
 
+/// `atoll gc`: old deploys and unreferenced blobs go now.
+struct GcSettings {
+  HostTarget target;
+  std::size_t keep = 10;
+  std::int64_t grace_s = 600;
+};
+
 void add_target_options(CLI::App& cmd, HostTarget& t);
+int run_store(const HostTarget& t);
+int run_gc(const GcSettings& s);
 int run_token(const HostTarget& t);
 int run_site_command(const SiteCommand& s);
 int run_publish(const PublishSettings& s);

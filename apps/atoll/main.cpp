@@ -2,6 +2,7 @@
 //
 //   atoll --version
 //   atoll sites create|delete|domains NAME [DOMAIN...]   atoll purge --server URL   atoll token
+//   atoll store   atoll gc [--keep N] [--grace SECONDS]
 //   atoll serve [--config FILE] [--listen ADDR:PORT] [--admin-listen ADDR:PORT] [--data DIR]
 //   [--base-domain D] atoll serve --root DIR                      serve one directory (no database)
 //   atoll publish DIR --site NAME               deploy a directory (local, or --server URL --token
@@ -71,6 +72,24 @@ int main(int argc, char** argv) {
 
   auto* purge_cmd = app.add_subcommand("purge", "Empty a running server's resolver caches");
   atl::app::add_target_options(*purge_cmd, site_cmd.target);
+
+  atl::app::HostTarget store_target;
+  auto* store_cmd = app.add_subcommand("store", "Show the content store's size and what is unused");
+  atl::app::add_target_options(*store_cmd, store_target);
+
+  atl::app::GcSettings gc;
+  auto* gc_cmd = app.add_subcommand(
+      "gc", "Remove old deploys and unreferenced blobs now (they also go after each deploy)");
+  gc_cmd->add_option("--keep", gc.keep, "Deploys to keep per site (the live one always stays)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
+  gc_cmd
+      ->add_option("--grace", gc.grace_s,
+                   "Seconds an unreferenced blob is kept after its upload (a remote publish "
+                   "uploads blobs before its deploy)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  atl::app::add_target_options(*gc_cmd, gc.target);
 
   atl::app::HostTarget token_target;
   auto* token_cmd = app.add_subcommand("token", "Print the admin token (from DATA/admin.token)");
@@ -148,6 +167,8 @@ int main(int argc, char** argv) {
     return atl::app::run_site_command(site_cmd);
   }
   if (token_cmd->parsed()) return atl::app::run_token(token_target);
+  if (store_cmd->parsed()) return atl::app::run_store(store_target);
+  if (gc_cmd->parsed()) return atl::app::run_gc(gc);
   if (sites_cmd->parsed()) return atl::app::run_sites(sites);
   if (deploys_cmd->parsed()) return atl::app::run_deploys(deploys);
   return 0;

@@ -62,6 +62,9 @@ Task<> reply(http::Conn& c, int status, const json& body) {
       note.detail = "certificate for " + body["names"].dump();
     else if (body.contains("domains"))
       note.detail = "domains " + body["domains"].dump();
+    else if (body.contains("bytes_freed"))
+      note.detail = body["deploys_removed"].dump() + " deploys, " + body["blobs_removed"].dump() +
+                    " blobs, " + body["bytes_freed"].dump() + " bytes freed";
   }
   c.set_header("Content-Type", "application/json");
   c.set_header("Cache-Control", "no-store");
@@ -100,6 +103,23 @@ json site_json(const SiteInfo& s, const std::string& base, const AdminOptions& o
           {"domains", s.domains},
           {"live_deploy", s.live_deploy ? json(*s.live_deploy) : json(nullptr)},
           {"created_at", s.created_at}};
+}
+
+json usage_json(const StoreUsage& u) {
+  return {{"deploys", u.deploys},
+          {"blobs", u.blobs},
+          {"bytes", u.bytes},
+          {"disk_bytes", u.disk_bytes},
+          {"unreferenced_blobs", u.unreferenced},
+          {"unreferenced_disk_bytes", u.unreferenced_disk_bytes}};
+}
+
+json gc_json(const GcResult& r) {
+  return {{"deploys_removed", r.deploys_removed},
+          {"blobs_removed", r.blobs_removed},
+          {"tmp_removed", r.tmp_removed},
+          {"bytes_freed", r.bytes_freed},
+          {"blobs_too_young", r.blobs_too_young}};
 }
 
 // Runs a blocking admin action off the loop, mapping errors to statuses.
@@ -168,6 +188,7 @@ std::string read_domains(const json& list, const std::string& base_domain,
 std::string audit_action(std::string_view method, std::string_view path, std::string& site) {
   if (method == "GET" || method == "HEAD" || path.starts_with("/api/blobs")) return {};
   if (path == "/api/cache/purge") return "purge";
+  if (path == "/api/gc") return "gc";
   if (path == "/api/sites") return method == "POST" ? "site.create" : std::string();
   constexpr std::string_view prefix = "/api/sites/";
   if (!path.starts_with(prefix))
@@ -524,6 +545,47 @@ http::App admin_api(Host& host, AdminOptions options) {
       auto live = st->host.database().rollback(name, to);
       st->host.reload();
       return Outcome{200, json{{"site", name}, {"live", live}}};
+    });
+  });
+
+  api.get("/api/store", [st](http::Conn& c) -> Task<> {
+    co_await run(c, [&] {
+      return Outcome{200, usage_json(Publisher(st->host.store(), st->host.database()).usage())};
+    });
+  });
+
+  api.post("/api/gc", [st](http::Conn& c) -> Task<> {
+    std::string body = co_await c.read_body(64 * 1024);
+    auto j = body.empty() ? std::optional<json>(json::object()) : parse_json(body);
+    std::size_t keep = st->options.keep_deploys;
+    std::int64_t grace = 600;
+    std::string e =
+        !j || !j->is_object() ? "expected a JSON object {\"keep\": N, \"grace_s\": S}" : "";
+    if (e.empty() && j->contains("keep")) {
+      auto& k = (*j)["keep"];
+      if (!k.is_number_integer() || k.get<std::int64_t>() < 1)
+        e = "'keep' must be a whole number of deploys, at least 1";
+      else
+        keep = k.get<std::size_t>();
+    }
+    if (e.empty() && j->contains("grace_s")) {
+      auto& g = (*j)["grace_s"];
+      if (!g.is_number_integer() || g.get<std::int64_t>() < 0)
+        e = "'grace_s' must be a whole number of seconds, 0 or more";
+      else
+        grace = g.get<std::int64_t>();
+    }
+    if (!e.empty()) {
+      co_await error(c, 400, e);
+      co_return;
+    }
+    co_await run(c, [&] {
+      std::lock_guard lock(st->deploy_mutex);  // not while a deploy stores its blobs
+      Publisher pub(st->host.store(), st->host.database());
+      GcResult r = pub.collect_garbage(keep, grace);
+      json out = gc_json(r);
+      out["store"] = usage_json(pub.usage());
+      return Outcome{200, out};
     });
   });
 

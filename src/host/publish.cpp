@@ -436,19 +436,48 @@ PublishResult Publisher::publish_manifest(
   return result;
 }
 
-std::size_t Publisher::collect_garbage(std::size_t keep, std::int64_t min_age_s) {
-  for (const auto& s : db_.sites()) db_.prune(s.name, keep);
+StoreUsage Publisher::usage() {
+  StoreUsage u;
+  for (const auto& s : db_.sites()) u.deploys += db_.deploys(s.name).size();
   auto referenced = db_.referenced_hashes();
   std::set<std::string> live(referenced.begin(), referenced.end());
-  std::size_t removed = 0;
+  for (const auto& h : store_.list()) {
+    struct stat st;
+    if (::stat(store_.path(h).c_str(), &st) != 0) continue;  // (collected meanwhile)
+    ++u.blobs;
+    u.bytes += std::uint64_t(st.st_size);
+    u.disk_bytes += std::uint64_t(st.st_blocks) * 512;
+    if (!live.count(h)) {
+      ++u.unreferenced;
+      u.unreferenced_disk_bytes += std::uint64_t(st.st_blocks) * 512;
+    }
+  }
+  return u;
+}
+
+GcResult Publisher::collect_garbage(std::size_t keep, std::int64_t min_age_s) {
+  GcResult r;
+  for (const auto& s : db_.sites()) r.deploys_removed += db_.prune(s.name, keep);
+  auto referenced = db_.referenced_hashes();
+  std::set<std::string> live(referenced.begin(), referenced.end());
   std::int64_t now = std::int64_t(std::time(nullptr));
   for (const auto& h : store_.list()) {
     if (live.count(h)) continue;
     struct stat st;
-    if (::stat(store_.path(h).c_str(), &st) != 0 || now - st.st_mtime < min_age_s) continue;
-    if (store_.remove(h)) ++removed;
+    if (::stat(store_.path(h).c_str(), &st) != 0) continue;
+    if (now - st.st_mtime < min_age_s) {
+      ++r.blobs_too_young;
+      continue;
+    }
+    if (store_.remove(h)) {
+      ++r.blobs_removed;
+      r.bytes_freed += std::uint64_t(st.st_blocks) * 512;
+    }
   }
-  return removed;
+  auto [n, bytes] = store_.remove_stale_tmp(min_age_s);
+  r.tmp_removed = n;
+  r.bytes_freed += bytes;
+  return r;
 }
 
 }  // namespace atl::host

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <stdexcept>
 #include <system_error>
 
@@ -188,6 +189,27 @@ std::vector<std::string> ContentStore::list() const {
 
 bool ContentStore::remove(std::string_view hash) {
   return is_sha256_hex(hash) && ::unlink(path(hash).c_str()) == 0;
+}
+
+std::pair<std::size_t, std::uint64_t> ContentStore::remove_stale_tmp(std::int64_t min_age_s) {
+  std::pair<std::size_t, std::uint64_t> removed{0, 0};
+  std::string tmp = dir_ + "/tmp";
+  DIR* d = ::opendir(tmp.c_str());
+  if (!d) return removed;
+  std::int64_t now = std::int64_t(std::time(nullptr));
+  while (dirent* f = ::readdir(d)) {
+    if (f->d_name[0] == '.') continue;
+    std::string file = tmp + "/" + f->d_name;
+    struct stat st;
+    if (::lstat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || now - st.st_mtime < min_age_s)
+      continue;
+    if (::unlink(file.c_str()) == 0) {
+      ++removed.first;
+      removed.second += std::uint64_t(st.st_blocks) * 512;
+    }
+  }
+  ::closedir(d);
+  return removed;
 }
 
 }  // namespace atl::host

@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <brotli/decode.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <regex>
 
@@ -489,14 +491,45 @@ TEST_F(PublishTest, CollectGarbageKeepsWhatKeptDeploysUse) {
   }
   std::string stray = store.put("uploaded but never deployed");
   // Fresh blobs are safe from collection (a deploy may be in progress).
-  EXPECT_EQ(pub.collect_garbage(2), 0u);
+  auto usage = pub.usage();
+  EXPECT_EQ(usage.deploys, 4u);
+  EXPECT_EQ(usage.unreferenced, 1u) << "only the stray";
+  auto first = pub.collect_garbage(2);
+  EXPECT_EQ(first.deploys_removed, 2u);
+  EXPECT_EQ(first.blobs_removed, 0u);
+  EXPECT_EQ(first.blobs_too_young, 3u);
   EXPECT_EQ(db->deploys("demo").size(), 2u);
   EXPECT_TRUE(store.has(stray));
+  usage = pub.usage();
+  EXPECT_EQ(usage.deploys, 2u);
+  EXPECT_EQ(usage.unreferenced, 3u);
+  EXPECT_GT(usage.unreferenced_disk_bytes, 0u);
+  EXPECT_GE(usage.disk_bytes, usage.unreferenced_disk_bytes);
   // With no minimum age, everything unreferenced goes.
-  EXPECT_EQ(pub.collect_garbage(2, 0), 3u);  // versions 1 and 2, and the stray
+  auto second = pub.collect_garbage(2, 0);
+  EXPECT_EQ(second.blobs_removed, 3u);  // versions 1 and 2, and the stray
+  EXPECT_EQ(second.bytes_freed, usage.unreferenced_disk_bytes);
+  EXPECT_EQ(pub.usage().unreferenced, 0u);
+  EXPECT_EQ(pub.usage().blobs, usage.blobs - 3);
   EXPECT_FALSE(store.has(stray));
   EXPECT_FALSE(store.has(host::sha256_hex("<h1>version 1</h1>")));
   EXPECT_TRUE(store.has(host::sha256_hex("<h1>version 3</h1>")));
   EXPECT_TRUE(store.has(host::sha256_hex(css(50))));
   for (const auto& h : db->referenced_hashes()) EXPECT_TRUE(store.has(h)) << h;
+}
+
+TEST_F(PublishTest, CollectGarbageRemovesUploadLeftoversOnlyWhenOld) {
+  std::string tmp = store.dir() + "/tmp";
+  ::mkdir(tmp.c_str(), 0755);
+  std::string leftover = tmp + "/" + host::sha256_hex("x") + ".123.456";
+  std::FILE* f = std::fopen(leftover.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs("half a blob", f);
+  std::fclose(f);
+  EXPECT_EQ(pub.collect_garbage(10).tmp_removed, 0u) << "it may be an upload in progress";
+  EXPECT_EQ(::access(leftover.c_str(), F_OK), 0);
+  auto r = pub.collect_garbage(10, 0);
+  EXPECT_EQ(r.tmp_removed, 1u);
+  EXPECT_GT(r.bytes_freed, 0u);
+  EXPECT_NE(::access(leftover.c_str(), F_OK), 0);
 }

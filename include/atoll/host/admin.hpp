@@ -20,6 +20,11 @@
 //   DELETE /api/sites/:site/certificate     → 204 (404 if it had none)
 //   POST   /api/sites/:site/rollback        {"to": id} (optional) → {"live": id}
 //   POST   /api/cache/purge                 → 204
+//   GET    /api/store                       {"blobs", "bytes", "disk_bytes",
+//                                            "unreferenced_blobs", ...}
+//   POST   /api/gc                          {"keep": N, "grace_s": S} (optional) → what was freed,
+//                                           and "store" after: old deploys and unreferenced
+//                                           blobs older than S (default 600) go now
 //   GET    /api/audit?site=&limit=          the audit trail, newest first (limit ≤ 10000)
 //
 // Every write (not blob uploads: their deploy is) and every refused token is

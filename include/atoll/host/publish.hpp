@@ -97,6 +97,23 @@ SiteConfig read_site_config(const std::string& dir);
 /// empty, absolute, "..", ".", empty segments, backslashes, control bytes.
 void validate_publish_path(std::string_view path);
 
+struct StoreUsage {
+  std::size_t deploys = 0;  // kept, over all sites
+  std::size_t blobs = 0;
+  std::uint64_t bytes = 0;       // the blobs' sizes
+  std::uint64_t disk_bytes = 0;  // the blocks they take
+  std::size_t unreferenced = 0;  // blobs no kept deploy refers to
+  std::uint64_t unreferenced_disk_bytes = 0;
+};
+
+struct GcResult {
+  std::size_t deploys_removed = 0;
+  std::size_t blobs_removed = 0;
+  std::size_t tmp_removed = 0;      // leftovers of interrupted uploads
+  std::uint64_t bytes_freed = 0;    // disk blocks
+  std::size_t blobs_too_young = 0;  // unreferenced but kept: younger than min_age_s
+};
+
 class Publisher {
  public:
   Publisher(ContentStore& store, Database& db) : store_(store), db_(db) {}
@@ -112,10 +129,14 @@ class Publisher {
                                  const std::vector<std::pair<std::string, std::string>>& manifest,
                                  const std::string& config_toml);
 
-  /// Keeps the newest `keep` deploys of every site and removes blobs that no
-  /// deploy refers to and that are older than `min_age_s` (so uploads for a
-  /// deploy in progress are not collected). Returns blobs removed.
-  std::size_t collect_garbage(std::size_t keep, std::int64_t min_age_s = 600);
+  /// What the store holds, and how much of it no kept deploy refers to.
+  StoreUsage usage();
+
+  /// Keeps the newest `keep` deploys of every site (and each live one), and
+  /// removes blobs that no deploy refers to and upload leftovers in
+  /// DATA/tmp, when older than `min_age_s` (so the blobs of a remote
+  /// publish still uploading are not collected before its deploy).
+  GcResult collect_garbage(std::size_t keep, std::int64_t min_age_s = 600);
 
   /// A file record for `bytes` stored at `path`, with precompressed variants
   /// for text types (made here, stored in the store).

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace atl::host {
@@ -39,6 +40,9 @@ class ContentStore {
   /// Every stored hash (for garbage collection).
   std::vector<std::string> list() const;
   bool remove(std::string_view hash);
+  /// Removes files in DIR/tmp (an interrupted upload's) not modified for
+  /// `min_age_s`; returns (files, disk bytes) removed.
+  std::pair<std::size_t, std::uint64_t> remove_stale_tmp(std::int64_t min_age_s);
   const std::string& dir() const noexcept { return dir_; }
 
  private:
