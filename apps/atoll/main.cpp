@@ -112,7 +112,13 @@ int main(int argc, char** argv) {
       ->add_option("--data", signal_data, "Data directory of the running server (holds atoll.pid)")
       ->capture_default_str();
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version are "errors" that exit 0; a usage error is 2,
+    // whatever CLI11's own number for it.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   if (serve_cmd->parsed()) {
     const atl::app::ServeSettings from_flags = serve;  // what SIGHUP re-reads the config file over
     try {

@@ -14,6 +14,7 @@ import os
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -215,3 +216,38 @@ def wait_until(predicate, timeout=2.0, interval=0.02):
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(interval)
+
+
+_TCP = re.compile(rb"listening on ([0-9.]+|\[[0-9a-fA-F:]+\]):(\d+)\n")
+_UNIX = re.compile(rb"listening on unix:(\S+)\n")
+
+
+class ExampleProcess(AtollProcess):
+    """An example server; its banner is "NAME listening on ADDR" per
+    endpoint (ADDR = 127.0.0.1:PORT, [::1]:PORT or unix:PATH), not the
+    http:// banner AtollProcess reads."""
+
+    def __init__(self, name, *args, unix=None, exe=None):
+        super().__init__(exe or name, *args, *(("--unix", unix) if unix else ()))
+        self.example = name
+        self.unix_path = None
+        self._want_unix = unix is not None
+
+    def _ready(self, seen):
+        tcp = _TCP.search(seen)
+        if not tcp or not seen.startswith(self.example.encode() + b" listening on "):
+            return False
+        unix = _UNIX.search(seen)
+        if self._want_unix and not unix:
+            return False
+        self.host = tcp.group(1).decode().strip("[]")
+        self.port = int(tcp.group(2))
+        self.unix_path = unix.group(1).decode() if unix else None
+        return True
+
+    def connect(self):
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.settimeout(5.0)  # every read: a hang fails the test instead of stalling it
+        s.connect((self.host, self.port))
+        return s

@@ -81,7 +81,7 @@ class Response:
 class SiteHost(AtollProcess):
     """`atoll serve` on a data directory. Extra `args` follow the defaults."""
 
-    def __init__(self, data, *args, loops=1, workers=1, demo_sites=None):
+    def __init__(self, data, *args, loops=1, workers=1, demo_sites=None, exe="atoll"):
         self.data = data
         self.empty = tempfile.mkdtemp(prefix="atoll-no-demo-")
         argv = ["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data", data,
@@ -89,7 +89,7 @@ class SiteHost(AtollProcess):
         # One worker process unless a test asks for more (test_host_workers).
         if serve_supports("--workers"):
             argv += ["--workers", str(workers)]
-        super().__init__("atoll", *argv, *args, port_arg=None, start_timeout=20.0)
+        super().__init__(exe, *argv, *args, port_arg=None, start_timeout=20.0)
         self.admin_port = None
         self.token = None
 
