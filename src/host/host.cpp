@@ -3,18 +3,22 @@
 #include <fmt/format.h>
 
 #include <atoll/host/publish.hpp>
+#include <atoll/http/date.hpp>
 #include <atoll/runtime/log.hpp>
 #include <atoll/runtime/loop.hpp>
 #include <atoll/runtime/offload.hpp>
 #include <atoll/runtime/string_map.hpp>
+#include <atoll/web/file_response.hpp>
 #include <atoll/web/request_checks.hpp>
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -43,16 +47,14 @@ struct SiteTable {
   std::unordered_map<std::int64_t, std::shared_ptr<const SiteEntry>> by_id;
 };
 
-enum class Enc { identity, br, zstd, gzip };
-constexpr std::string_view enc_names[] = {"identity", "br", "zstd", "gzip"};
-
 struct Variant {
   int fd = -1;
   std::uint64_t size = 0;
   std::string data;
   bool in_memory = false;
   std::string etag;
-  // Content-Type, ETag, Cache-Control and Content-Encoding: made once.
+  // Content-Type, ETag, Last-Modified, Cache-Control and Content-Encoding or
+  // Accept-Ranges: made once.
   http::HeaderBlock headers;
   explicit operator bool() const noexcept { return fd >= 0 || in_memory; }
 };
@@ -65,8 +67,12 @@ struct Resolved {
   std::int64_t expires_ms = 0;  // missing entries only
   std::string mime;
   std::string cache_control;
-  Variant variants[4];
-  bool has_siblings = false;
+  std::string last_modified;
+  Variant variants[4];  // identity, then 1 + int(web::ContentCoding)
+  // What web::send_file_response is handed: views of the above, made once
+  // (a Resolved lives on the heap and never moves).
+  web::FileVariant views[4];
+  web::FileResponse file;
   ~Resolved() {
     for (auto& v : variants)
       if (v.fd >= 0) ::close(v.fd);
@@ -433,13 +439,28 @@ struct Host::Impl {
                                      " is missing from the store");
           continue;
         }
+        if (i == 0) {
+          // Last-Modified: when these bytes first reached the store (a
+          // deploy that leaves the file unchanged leaves the date too).
+          struct stat st;
+          if (::fstat(fd, &st) == 0) {
+            r->file.mtime = st.st_mtim.tv_sec;
+            char date[29];
+            http::format_http_date(r->file.mtime, date);
+            r->last_modified.assign(date, sizeof date);
+          }
+        }
         v.fd = fd;
         v.size = i == 0 ? rec->size : i == 1 ? rec->br_size : i == 2 ? rec->zst_size : rec->gz_size;
         v.etag = "\"" + *hashes[i] + "\"";
         v.headers.add("Content-Type", r->mime);
         v.headers.add("ETag", v.etag);
+        if (!r->last_modified.empty()) v.headers.add("Last-Modified", r->last_modified);
         v.headers.add("Cache-Control", r->cache_control);
-        if (i > 0) v.headers.add("Content-Encoding", enc_names[i]);
+        if (i > 0)
+          v.headers.add("Content-Encoding", web::coding_name(web::ContentCoding(i - 1)));
+        else
+          v.headers.add("Accept-Ranges", "bytes");
         if (v.size <= host.options_.inline_max) {
           v.data.resize(v.size);
           if (::pread(fd, v.data.data(), v.size, 0) == ssize_t(v.size)) {
@@ -450,8 +471,16 @@ struct Host::Impl {
             v.data.clear();
           }
         }
-        if (i > 0) r->has_siblings = true;
+        r->views[i] = {.fd = v.fd,
+                       .data = v.data,
+                       .in_memory = v.in_memory,
+                       .size = v.size,
+                       .etag = v.etag,
+                       .headers = &v.headers};
+        r->file.variants[i] = &r->views[i];
       }
+      r->file.mime = r->mime;
+      r->file.last_modified = r->last_modified;
       return r;
     }
     if (rel.empty()) return r;
@@ -559,39 +588,16 @@ struct Host::Impl {
   }
 
   Task<> send_resolved(http::Conn& c, const SiteEntry& site, const Resolved& r, int status) {
-    auto& h = c.response_headers();
-    Enc enc = Enc::identity;
-    if (r.has_siblings) {
-      h.append_token("Vary", "Accept-Encoding");
-      std::string_view ae = c.header("accept-encoding");
-      double best = 0;
-      if (!ae.empty())
-        for (Enc e : {Enc::br, Enc::zstd, Enc::gzip}) {
-          if (!r.variants[int(e)]) continue;
-          double q = web::accepted_quality(ae, enc_names[int(e)]);
-          if (q > best) {
-            best = q;
-            enc = e;
-          }
-        }
-    }
-    const Variant& v = r.variants[int(enc)];
-    h.add(v.headers);
+    // The site's [[headers]] rules, applied over the file's own headers.
     std::string_view path = c.path();
-    for (const auto& rule : site.config.headers)
-      if (path.starts_with(rule.path)) h.set(rule.name, rule.value);
-    if (status == 200) {
-      std::string_view inm = c.header("if-none-match");
-      if (!inm.empty() &&
-          (inm == v.etag || inm == "*" || inm.find(v.etag) != std::string_view::npos)) {
-        co_await c.send(304, "");
-        co_return;
-      }
-    }
-    if (v.in_memory)
-      co_await c.send(status, v.data);
-    else
-      co_await c.send_file(status, v.fd, 0, v.size);
+    const std::function<void(http::ResponseHeaders&)> rules = [&site,
+                                                               &path](http::ResponseHeaders& h) {
+      for (const auto& rule : site.config.headers)
+        if (path.starts_with(rule.path)) h.set(rule.name, rule.value);
+    };
+    web::FileResponse file = r.file;
+    if (!site.config.headers.empty()) file.decorate = &rules;
+    co_await web::send_file_response(c, file, status);
   }
 
   Task<> serve(http::Conn& c) {

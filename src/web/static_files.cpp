@@ -3,6 +3,7 @@
 #include <atoll/http/date.hpp>
 #include <atoll/runtime/loop.hpp>
 #include <atoll/runtime/string_map.hpp>
+#include <atoll/web/file_response.hpp>
 #include <atoll/web/mime.hpp>
 #include <atoll/web/request_checks.hpp>
 
@@ -20,10 +21,8 @@ namespace atl::web {
 
 namespace {
 
-using http::iequals;
-
-enum class Encoding { identity, br, zstd, gzip };
-constexpr std::string_view encoding_names[] = {"identity", "br", "zstd", "gzip"};
+// variants[0] is the file itself, variants[1 + int(ContentCoding)] its
+// precompressed siblings (file.br, file.zst, file.gz).
 constexpr std::string_view encoding_suffixes[] = {"", ".br", ".zst", ".gz"};
 
 struct Variant {
@@ -40,7 +39,7 @@ struct Variant {
 
 struct Entry {
   enum class Kind { file, directory, missing } kind = Kind::missing;
-  Variant variants[4];  // indexed by Encoding
+  Variant variants[4];  // identity, then by ContentCoding
   std::string_view mime;
   std::string last_modified;
   long mtime = 0;
@@ -49,7 +48,6 @@ struct Entry {
   std::int64_t mtime_ns = 0;
   std::string file;  // the file system path this entry was built from
   std::int64_t checked_ms = 0;
-  bool has_siblings = false;
   ~Entry() {
     for (auto& v : variants)
       if (v.fd >= 0) ::close(v.fd);
@@ -174,8 +172,7 @@ std::shared_ptr<Entry> StaticFiles::build(std::string_view path, Cache& cache) {
     for (int i = 1; i < 4; ++i) {
       if (open_variant(e->variants[i], file + std::string(encoding_suffixes[i]), cache, *e)) {
         e->variants[i].etag.insert(e->variants[i].etag.size() - 1,
-                                   "-" + std::string(encoding_names[i]));
-        e->has_siblings = true;
+                                   "-" + std::string(coding_name(ContentCoding(i - 1))));
       }
     }
   }
@@ -186,8 +183,8 @@ std::shared_ptr<Entry> StaticFiles::build(std::string_view path, Cache& cache) {
     v.headers.add("ETag", v.etag);
     v.headers.add("Last-Modified", e->last_modified);
     if (!opt_.cache_control.empty()) v.headers.add("Cache-Control", opt_.cache_control);
-    if (i != int(Encoding::identity))
-      v.headers.add("Content-Encoding", encoding_names[i]);
+    if (i > 0)
+      v.headers.add("Content-Encoding", coding_name(ContentCoding(i - 1)));
     else
       v.headers.add("Accept-Ranges", "bytes");
   }
@@ -264,117 +261,25 @@ Task<> StaticFiles::serve(Conn& c, const App* next) {
     co_return;
   }
 
-  auto& h = c.response_headers();
-  std::string_view range = c.header("range");
-  // Choose the representation: a precompressed sibling when accepted (and no
-  // range is asked for: ranges are served from the identity file).
-  Encoding enc = Encoding::identity;
-  if (e->has_siblings) {
-    h.append_token("Vary", "Accept-Encoding");
-    std::string_view ae = c.header("accept-encoding");
-    if (!ae.empty() && range.empty()) {
-      double best = 0;
-      for (Encoding cand : {Encoding::br, Encoding::zstd, Encoding::gzip}) {
-        if (!e->variants[int(cand)]) continue;
-        double q = accepted_quality(ae, encoding_names[int(cand)]);
-        if (q > best) {
-          best = q;
-          enc = cand;
-        }
-      }
-    }
+  // (Views of the cached entry, which this frame holds: no copies.)
+  FileVariant views[4];
+  FileResponse file;
+  for (int i = 0; i < 4; ++i) {
+    const Variant& v = e->variants[i];
+    if (!v) continue;
+    views[i] = {.fd = v.fd,
+                .data = v.data,
+                .in_memory = v.in_memory,
+                .size = v.size,
+                .etag = v.etag,
+                .headers = &v.headers};
+    file.variants[i] = &views[i];
   }
-  Variant& v = e->variants[int(enc)];
-  h.add(v.headers);
-
-  // Conditional requests (RFC 9110 §13.2.2): If-None-Match wins over
-  // If-Modified-Since.
-  std::string_view inm = c.header("if-none-match");
-  bool not_modified = false;
-  if (!inm.empty()) {
-    std::string_view strong = std::string_view(v.etag);
-    std::size_t pos = 0;
-    while (pos < inm.size()) {
-      std::size_t comma = inm.find(',', pos);
-      std::string_view tag =
-          inm.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
-      pos = comma == std::string_view::npos ? inm.size() : comma + 1;
-      while (!tag.empty() && tag.front() == ' ') tag.remove_prefix(1);
-      while (!tag.empty() && tag.back() == ' ') tag.remove_suffix(1);
-      if (tag.starts_with("W/")) tag.remove_prefix(2);  // weak comparison
-      if (tag == "*" || tag == strong) not_modified = true;
-    }
-  } else if (auto ims = c.header("if-modified-since"); !ims.empty()) {
-    if (auto t = http::parse_http_date(ims); t && e->mtime <= *t) not_modified = true;
-  }
-  if (not_modified) {
-    co_await c.send(304, "");
-    co_return;
-  }
-
-  if (!range.empty() && enc == Encoding::identity) {
-    bool honour = true;
-    if (auto if_range = c.header("if-range"); !if_range.empty())
-      honour = if_range == v.etag || if_range == e->last_modified;
-    std::vector<ByteRange> ranges;
-    if (honour && parse_ranges(range, v.size, opt_.max_ranges, ranges)) {
-      if (ranges.empty()) {
-        h.set("Content-Range", "bytes */" + std::to_string(v.size));
-        h.remove("ETag");
-        co_await c.send(416, "");
-        co_return;
-      }
-      if (ranges.size() == 1) {
-        auto [a, b] = ranges[0];
-        h.add("Content-Range", "bytes " + std::to_string(a) + "-" + std::to_string(b) + "/" +
-                                   std::to_string(v.size));
-        if (v.in_memory)
-          co_await c.send(206, std::string_view(v.data).substr(a, b - a + 1));
-        else
-          co_await c.send_file(206, v.fd, off_t(a), b - a + 1);
-        co_return;
-      }
-      // Several ranges: multipart/byteranges, built in memory (bounded by
-      // max_ranges × the file; large files go by a single range in practice).
-      std::uint64_t total = 0;
-      for (auto& r : ranges) total += r.last - r.first + 1;
-      if (total <= 8 * 1024 * 1024) {
-        static constexpr std::string_view boundary = "atoll-byteranges-5c1e";
-        std::string body;
-        body.reserve(total + ranges.size() * 128);
-        for (auto& r : ranges) {
-          body += "--";
-          body += boundary;
-          body += "\r\nContent-Type: ";
-          body += e->mime;
-          body += "\r\nContent-Range: bytes " + std::to_string(r.first) + "-" +
-                  std::to_string(r.last) + "/" + std::to_string(v.size) + "\r\n\r\n";
-          std::size_t len = std::size_t(r.last - r.first + 1);
-          if (v.in_memory) {
-            body.append(v.data, std::size_t(r.first), len);
-          } else {
-            std::size_t at = body.size();
-            body.resize(at + len);
-            ssize_t n = ::pread(v.fd, body.data() + at, len, off_t(r.first));
-            if (n != ssize_t(len))
-              throw std::runtime_error("static files: short read of " + e->file);
-          }
-          body += "\r\n";
-        }
-        body += "--";
-        body += boundary;
-        body += "--\r\n";
-        h.remove("Content-Type");
-        h.add("Content-Type", "multipart/byteranges; boundary=" + std::string(boundary));
-        co_await c.send(206, body);
-        co_return;
-      }
-    }
-  }
-  if (v.in_memory)
-    co_await c.send(200, v.data);
-  else
-    co_await c.send_file(200, v.fd, 0, v.size);
+  file.mime = e->mime;
+  file.mtime = e->mtime;
+  file.last_modified = e->last_modified;
+  file.max_ranges = opt_.max_ranges;
+  co_await send_file_response(c, file);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // header_fuzz: the small parsers of request header values and paths.
 //
 // The first byte of an input picks the parser, the rest is its text:
-//   q  web::accepted_quality   "HEADER\nCODING" (an Accept-Encoding value)
+//   q  web::negotiate_coding   an Accept-Encoding value
+//   e  web::etag_list_matches  "LIST\nETAG" (an If-Match / If-None-Match value)
 //   p  http::percent_decode_path, then web::is_safe_path on the result, as
 //      the server does with a request path
 //   u  http::QueryParams::parse (a query string)
@@ -19,6 +20,8 @@
 #include <atoll/http/conn.hpp>
 #include <atoll/http/date.hpp>
 #include <atoll/http/headers.hpp>
+#include <atoll/web/content_coding.hpp>
+#include <atoll/web/file_response.hpp>
 #include <atoll/web/request_checks.hpp>
 
 #include <algorithm>
@@ -41,15 +44,29 @@ bool contains_ignoring_case(std::string_view s, std::string_view part) {
   return false;
 }
 
-void quality(std::string_view text) {
+void quality(std::string_view header) {
+  using atl::web::ContentCoding;
+  constexpr ContentCoding all[] = {ContentCoding::br, ContentCoding::zstd, ContentCoding::gzip};
+  auto chosen = atl::web::negotiate_coding(header, all);
+  // A header that names no coding we make, and has no "*", chooses none.
+  if (header.find('*') == std::string_view::npos && !contains_ignoring_case(header, "br") &&
+      !contains_ignoring_case(header, "zstd") && !contains_ignoring_case(header, "gzip"))
+    check(!chosen);
+  // Whatever is chosen is one of those offered: only gzip, then gzip or none.
+  constexpr ContentCoding gzip_only[] = {ContentCoding::gzip};
+  auto g = atl::web::negotiate_coding(header, gzip_only);
+  check(!g || *g == ContentCoding::gzip);
+}
+
+void etags(std::string_view text) {
   std::size_t nl = text.find('\n');
-  std::string_view header = text.substr(0, nl);
-  std::string_view coding = nl == std::string_view::npos ? "gzip" : text.substr(nl + 1);
-  double q = atl::web::accepted_quality(header, coding);
-  // A coding the header never names, with no "*", is not accepted.
-  if (!coding.empty() && header.find('*') == std::string_view::npos &&
-      !contains_ignoring_case(header, coding))
-    check(q == 0);
+  std::string_view list = text.substr(0, nl);
+  std::string etag = nl == std::string_view::npos ? "\"x\"" : std::string(text.substr(nl + 1));
+  bool strong = atl::web::etag_list_matches(list, etag, false);
+  bool weak = atl::web::etag_list_matches(list, etag, true);
+  check(!strong || weak);  // strong comparison is the stricter
+  // Only "*" or a list naming the tag itself can match.
+  if (weak && list.find('*') == std::string_view::npos) check(list.find(etag) != std::string::npos);
 }
 
 std::string percent_encode(std::string_view s) {
@@ -170,6 +187,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   switch (data[0]) {
     case 'q':
       quality(text);
+      break;
+    case 'e':
+      etags(text);
       break;
     case 'p':
       path(text);

@@ -140,6 +140,19 @@ class StaticFilesTest(unittest.TestCase):
 
     # --- ranges ---------------------------------------------------------------------------
 
+    def test_if_match_and_if_unmodified_since(self):
+        # RFC 9110 §13.1.1 and §13.1.4: a GET whose precondition is false is 412.
+        r = self.get("/x.txt")
+        etag, lm = r.getheader("ETag"), r.getheader("Last-Modified")
+        for headers in ({"If-Match": '"no-match"'}, {"If-Match": f"W/{etag}"},
+                        {"If-Unmodified-Since": "Sun, 06 Nov 1994 08:49:37 GMT"}):
+            self.assertEqual(self.get("/x.txt", headers=headers).status, 412, headers)
+        for headers in ({"If-Match": etag}, {"If-Match": f'"other", {etag}'}, {"If-Match": "*"},
+                        {"If-Unmodified-Since": lm}, {"If-Unmodified-Since": "not a date"},
+                        # If-Match present: If-Unmodified-Since is not looked at.
+                        {"If-Match": etag, "If-Unmodified-Since": "Sun, 06 Nov 1994 08:49:37 GMT"}):
+            self.assertEqual(self.get("/x.txt", headers=headers).status, 200, headers)
+
     def test_single_ranges(self):
         n = len(TEXT)
         for spec, (a, b) in {"bytes=0-4": (0, 4), "bytes=-5": (n - 5, n - 1), "bytes=10-": (10, n - 1),

@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-using atl::web::accepted_quality;
 using atl::web::ByteRange;
 using atl::web::is_safe_path;
 using atl::web::parse_ranges;
@@ -28,14 +27,6 @@ std::string ranges(std::string_view header, std::uint64_t size, std::size_t max 
 }
 
 }  // namespace
-
-TEST(RequestChecks, AcceptedQuality) {
-  EXPECT_EQ(accepted_quality("gzip, br;q=0.5", "br"), 0.5);
-  EXPECT_EQ(accepted_quality("GZIP", "gzip"), 1);
-  EXPECT_EQ(accepted_quality("*;q=0.2, br;q=0", "gzip"), 0.2);
-  EXPECT_EQ(accepted_quality("*;q=0.2, br;q=0", "br"), 0);
-  EXPECT_EQ(accepted_quality("", "gzip"), 0);
-}
 
 TEST(RequestChecks, SafePaths) {
   EXPECT_TRUE(is_safe_path("/"));

@@ -35,6 +35,7 @@
 // | stream_window_bits | 18 (256 KiB)     | br/zstd window of a streamed response: bounds the  |
 // |                    |                  | memory an open stream (an SSE feed) holds for hours|
 // | compressible       | compressible_type| which Content-Types are worth compressing          |
+#include <atoll/web/content_coding.hpp>
 #include <atoll/web/pipeline.hpp>
 
 #include <cstddef>
@@ -46,22 +47,10 @@
 
 namespace atl::web {
 
-/// The content codings atoll produces.
-enum class ContentCoding { br, zstd, gzip };
-
-/// The token for a coding in Content-Encoding ("br", "zstd", "gzip").
-std::string_view coding_name(ContentCoding coding) noexcept;
-
 /// True for media types that shrink: text/*, JSON (and +json), JavaScript,
 /// XML (and +xml), SVG, WebAssembly, YAML, TOML. Case-insensitive, parameters
 /// ignored. An empty (unknown) type is not compressed.
 bool compressible_type(std::string_view content_type) noexcept;
-
-/// The coding to use for `accept_encoding`, among `offered` (in server
-/// preference order): the highest q-value wins, `*` stands for any coding not
-/// named, q=0 refuses, "x-gzip" counts as gzip. nullopt: send identity.
-std::optional<ContentCoding> negotiate_coding(std::string_view accept_encoding,
-                                              std::span<const ContentCoding> offered) noexcept;
 
 struct CompressionOptions {
   std::size_t min_size = 1024;

@@ -1,17 +1,13 @@
 #pragma once
 // Small request checks shared by the file-serving parts (static files here,
-// the site host above): content-coding negotiation, path safety and byte
-// ranges.
+// the site host above): path safety and byte ranges. (Content codings:
+// content_coding.hpp.)
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 #include <vector>
 
 namespace atl::web {
-
-/// The q-value `header` (an Accept-Encoding value) gives `coding`: its own
-/// entry, else "*", else 0. A malformed q counts as the number it starts with.
-double accepted_quality(std::string_view header, std::string_view coding) noexcept;
 
 /// True if `path` (decoded, starting with '/') has no "." or ".." segment,
 /// no backslash and no NUL: it cannot name anything outside a root.

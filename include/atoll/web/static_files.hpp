@@ -1,10 +1,11 @@
 #pragma once
 // Static files from a directory, with an open-file cache.
 //
-// What a browser and a CDN expect: strong ETag and Last-Modified, 304 on
-// If-None-Match / If-Modified-Since, byte ranges (single, multipart, If-Range,
-// 416), precompressed siblings (.br, .zst, .gz) chosen by Accept-Encoding
-// with Vary, index files and the trailing-slash redirect. Never serves
+// What a browser and a CDN expect (web/file_response.hpp, shared with the
+// site host): strong ETag and Last-Modified, 304 on If-None-Match /
+// If-Modified-Since, 412 on If-Match / If-Unmodified-Since, byte ranges
+// (single, multipart, If-Range, 416), precompressed siblings (.br, .zst, .gz)
+// chosen by Accept-Encoding with Vary, index files and the trailing-slash redirect. Never serves
 // outside its root: "..", NUL and backslashes are refused, and a symlink that
 // leads out of the root is refused when the file enters the cache (once, not
 // on every request: see FACTS.md on per-request symlink checks).
