@@ -7,12 +7,46 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 
 namespace atl::http {
 
 namespace {
+
+// What is wrong with the chunked framing of `body`, the start of a chunked
+// body (as much as has arrived), or nullptr if nothing is wrong yet. Only
+// what RFC 9112 §7.1 forbids outright is refused (llhttp refuses it too,
+// later); an incomplete chunk is not an error.
+const char* chunked_framing_error(std::string_view body) noexcept {
+  std::size_t i = 0;
+  for (;;) {
+    std::size_t eol = body.find('\n', i);
+    if (eol == std::string_view::npos) return nullptr;  // the size line is still coming
+    if (eol == i || body[eol - 1] != '\r') return "a chunk-size line must end in CRLF";
+    std::string_view line = body.substr(i, eol - 1 - i);
+    std::size_t digits = 0, significant = 0;
+    std::uint64_t size = 0;
+    while (digits < line.size() && std::isxdigit(static_cast<unsigned char>(line[digits]))) {
+      char ch = line[digits];
+      int v = ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10;
+      if (significant || v) ++significant;
+      if (significant > 15) return "the chunk size is too large";
+      size = size * 16 + std::uint64_t(v);
+      ++digits;
+    }
+    if (digits == 0) return "a chunk size must be hexadecimal digits";
+    if (digits < line.size() && line[digits] != ';' && line[digits] != ' ' && line[digits] != '\t')
+      return "a chunk size must be hexadecimal digits";
+    if (size == 0) return nullptr;  // the last chunk: trailers follow
+    std::size_t data = eol + 1;
+    if (body.size() - data < size + 2) return nullptr;  // the chunk is still coming
+    if (body.substr(data + size, 2) != "\r\n") return "chunk data must end in CRLF";
+    i = data + size + 2;
+  }
+}
 
 // Requests the parser refuses (431, 414, smuggling attempts, bad paths) are
 // logged, but a flood must not fill the disk: at most 20 lines a second in
@@ -344,6 +378,13 @@ bool Http1Conn::parse_head(std::size_t head_len) {
       return false;
     }
   }
+  // RFC 9110 §2.5: a request with a higher minor version of HTTP/1 is
+  // served as the highest we support, HTTP/1.1. llhttp 8 refuses
+  // "HTTP/1.2", so that one digit of the request line becomes '1'.
+  if (std::size_t eol = head.find("\r\n"); eol >= 9 && eol != std::string_view::npos &&
+                                           head.substr(eol - 9, 8) == " HTTP/1." &&
+                                           head[eol - 1] >= '2' && head[eol - 1] <= '9')
+    in_.data()[in_start_ + eol - 1] = '1';
   body_cursor_ = nullptr;  // on_body() refuses body bytes inside the head
   llhttp_errno_t err = llhttp_execute(&parser_, begin, head_len);
   in_start_ += head_len;
@@ -434,6 +475,16 @@ bool Http1Conn::finish_head() {
     expect_continue_ = http_minor_ >= 1;
   }
   body_limit_ = opt_.max_body;
+  // A chunked body whose framing is already wrong in what has arrived is a
+  // 400 now, before a handler answers 200 and the connection then breaks.
+  if (chunked_) {
+    if (const char* why =
+            chunked_framing_error(std::string_view(in_.data() + in_start_, in_end_ - in_start_))) {
+      head_error_ = {400, std::string("malformed chunked body: ") + why};
+      close_ = true;
+      return false;
+    }
+  }
   return true;
 }
 

@@ -135,6 +135,31 @@ class BodyTest(unittest.TestCase):
         self.assertEqual(c.read_response().status, 200)
         self.assertEqual(json.loads(c.read_response().body)["query"], [["next", "2"]])
 
+    def test_bad_chunked_framing_already_received_is_400(self):
+        # The handler below ignores the body; before, it answered 200 and the
+        # connection broke when the bad body was skipped. The framing error
+        # is already in the buffer, so it is a 400, as nginx answers.
+        for body, reason in (("zz\r\nabc\r\n0\r\n\r\n", "hexadecimal"),
+                             ("ffffffffffffffffff\r\nabc\r\n0\r\n\r\n", "too large"),
+                             ("0x3\r\nabc\r\n0\r\n\r\n", "hexadecimal"),
+                             ("3\r\nabc\r\nzz\r\n0\r\n\r\n", "hexadecimal"),
+                             ("3\r\nabcXY0\r\n\r\n", "CRLF"),
+                             ("3\nabc\r\n0\r\n\r\n", "CRLF")):
+            c = self.raw()
+            c.send("GET /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+            r = c.read_response()
+            self.assertEqual(r.status, 400, body)
+            self.assertIn(reason, r.body.decode(), body)
+            self.assertTrue(c.closed_by_server(), body)
+
+    def test_good_chunked_framing_is_not_refused_early(self):
+        for body in ("3\r\nabc\r\n0\r\n\r\n", "3;ext=1\r\nabc\r\n0\r\n\r\n",
+                     "0003\r\nabc\r\n0\r\n\r\n", "A\r\n0123456789\r\n0\r\n\r\n"):
+            c = self.raw()
+            c.send("POST /body?raw=1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+            r = c.read_response()
+            self.assertEqual(r.status, 200, body)
+
     def test_curl_chunked_upload(self):
         out = subprocess.run(["curl", "-sS", "--max-time", "5", "-H", "Transfer-Encoding: chunked",
                               "--data-binary", "@-", f"http://127.0.0.1:{self.port}/body?raw=1"],

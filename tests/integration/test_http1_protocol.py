@@ -242,6 +242,18 @@ class ProtocolTest(unittest.TestCase):
         c.send("GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
         self.assertTrue(c.read_response().raw.startswith(b"HTTP/1.1 200 OK\r\n"))
 
+    def test_a_higher_http1_minor_version_is_served_as_1_1(self):
+        # RFC 9110 §2.5: the highest version we support answers.
+        for minor in "29":
+            c = self.raw()
+            c.send(f"GET /echo HTTP/1.{minor}\r\nHost: x\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual(r.status, 200, minor)
+            self.assertTrue(r.raw.startswith(b"HTTP/1.1 200 OK\r\n"))
+            self.assertEqual(json.loads(r.body)["version"], "HTTP/1.1")
+            c.send("GET /echo?again=1 HTTP/1.1\r\nHost: x\r\n\r\n")  # keep-alive, as for 1.1
+            self.assertEqual(c.read_response().status, 200)
+
     def test_unsupported_major_version_is_505(self):
         c = self.raw()
         c.send("GET /echo HTTP/2.0\r\nHost: x\r\n\r\n")
