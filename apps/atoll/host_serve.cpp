@@ -1,4 +1,5 @@
-// `atoll serve` in host mode: a supervising master and its workers.
+// `atoll serve`: a supervising master and its workers, serving the sites of
+// a data directory (host mode) or one directory (quick mode, --root).
 //
 // The master prepares the data directory (token, demo sites), opens every
 // listening socket, and supervises the workers (src/runtime/supervisor.cpp).
@@ -27,6 +28,7 @@
 #include <atoll/runtime/pid_file.hpp>
 #include <atoll/runtime/signals.hpp>
 #include <atoll/runtime/supervisor.hpp>
+#include <atoll/web/static_files.hpp>
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -181,14 +183,40 @@ int run_worker(const ServeSettings& s, net::ServerOptions options, std::vector<i
   }
 }
 
+// One quick-mode worker: the directory through static_files, until SIGTERM.
+int run_quick_worker(const ServeSettings& s, net::ServerOptions options,
+                     std::vector<int> public_fds, int ready_fd) {
+  try {
+    runtime::block_termination_signals();
+    web::StaticOptions files{
+        .root = s.root, .precompressed = s.precompressed, .cache_control = s.cache_control};
+    options.inherited_listeners = std::move(public_fds);
+    net::Server server(options,
+                       http::make_handler(web::pipeline(logging(s), web::static_files(files))));
+    server.start();
+    [[maybe_unused]] auto n = ::write(ready_fd, "R", 1);
+    ::close(ready_fd);
+    int sig = runtime::wait_for_signal();
+    log::info("worker: signal {}: draining", sig);
+    server.stop();
+    return 0;
+  } catch (const std::exception& e) {
+    log::error("worker: {}", e.what());
+    return 1;
+  }
+}
+
 }  // namespace
 
-int run_host(const ServeSettings& initial, net::ServerOptions options,
-             std::function<bool(ServeSettings&)> reload, std::vector<std::string> argv) {
+int run_master(const ServeSettings& initial, net::ServerOptions options,
+               std::function<bool(ServeSettings&)> reload, std::vector<std::string> argv) {
   // From here on the master is up: a SIGTERM waits for supervise() to drain.
   runtime::block_master_signals();
   ServeSettings s = initial;
-  if (::mkdir(s.data.c_str(), 0750) != 0 && errno != EEXIST) {
+  // Quick mode (--root): the same master, listeners and workers, serving one
+  // directory: no data directory, database or admin API.
+  const bool quick = !s.root.empty();
+  if (!quick && ::mkdir(s.data.c_str(), 0750) != 0 && errno != EEXIST) {
     std::fprintf(stderr, "atoll serve: cannot create data directory '%s': %s\n", s.data.c_str(),
                  std::strerror(errno));
     return 1;
@@ -205,25 +233,29 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
       ::unlink(path.c_str());
       ::close(fd);
     }
-  } pid_file{s.data + "/atoll.pid"};
+  } pid_file{!s.pid_file.empty() ? s.pid_file : quick ? std::string() : s.data + "/atoll.pid"};
   try {
-    if (!std::getenv("ATOLL_UPGRADE_PARENT")) pid_file.fd = runtime::hold_pid_file(pid_file.path);
+    if (!pid_file.path.empty() && !std::getenv("ATOLL_UPGRADE_PARENT"))
+      pid_file.fd = runtime::hold_pid_file(pid_file.path);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "atoll serve: %s\n", e.what());
     return 1;
   }
   // A new data directory is the one moment demo sites are published:
   // deleting them sticks, and a production directory never grows them.
-  bool new_data = ::access((s.data + "/atoll.db").c_str(), F_OK) != 0;
-  bool created = false;
-  std::string token = host::load_or_create_token(s.data, created);
-  // The token itself is not printed: stdout is also the access log stream.
-  if (created)
-    std::printf(
-        "admin token created in %s/admin.token (mode 0600); `atoll token --data %s` shows it\n",
-        s.data.c_str(), s.data.c_str());
-  if (new_data && s.demo)
-    publish_demo_sites(s);  // before any fork: its SQLite handle is closed here
+  std::string token;
+  if (!quick) {
+    bool new_data = ::access((s.data + "/atoll.db").c_str(), F_OK) != 0;
+    bool created = false;
+    token = host::load_or_create_token(s.data, created);
+    // The token itself is not printed: stdout is also the access log stream.
+    if (created)
+      std::printf(
+          "admin token created in %s/admin.token (mode 0600); `atoll token --data %s` shows it\n",
+          s.data.c_str(), s.data.c_str());
+    if (new_data && s.demo)
+      publish_demo_sites(s);  // before any fork: its SQLite handle is closed here
+  }
 
   unsigned workers = s.workers ? s.workers : 1;
   if (!s.loops) options.loops = workers > 1 ? 1 : 0;
@@ -245,7 +277,7 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
     std::fprintf(stderr, "atoll serve: nothing to listen on (give --listen ADDR:PORT)\n");
     return 2;
   }
-  bool with_admin = s.admin_listen != "off";
+  bool with_admin = !quick && s.admin_listen != "off";
   net::Endpoint admin_ep;
   if (with_admin) admin_ep = net::Endpoint::parse(s.admin_listen);
   std::size_t per_worker = public_eps.size() + (with_admin ? 1 : 0);
@@ -308,6 +340,12 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
     if (with_admin && i == per_worker - 1)
       std::printf("admin API on http%s://%s\n", s.admin_tls_cert.empty() ? "" : "s",
                   ep.to_string().c_str());
+    else if (quick)
+      std::printf("listening on %s%s (serving %s)\n",
+                  ep.is_unix()  ? ""
+                  : options.tls ? "https://"
+                                : "http://",
+                  ep.to_string().c_str(), s.root.c_str());
     else if (ep.is_unix())
       std::printf("serving sites on %s (each site by its Host header)\n", ep.to_string().c_str());
     else
@@ -327,7 +365,7 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
   }
   // Mapped before the first fork: every worker, and every replacement of a
   // crashed one, shares these counters and deploy wake-ups.
-  std::shared_ptr<host::SharedState> shared = host::SharedState::create();
+  std::shared_ptr<host::SharedState> shared = quick ? nullptr : host::SharedState::create();
 
   runtime::SupervisorOptions sup;
   sup.workers = workers;
@@ -339,6 +377,7 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
   sup.run_worker = [&](unsigned index, unsigned, int ready_fd) {
     std::vector<int> mine(fds.begin() + long(index * per_worker),
                           fds.begin() + long(index * per_worker + public_eps.size()));
+    if (quick) return run_quick_worker(s, options, mine, ready_fd);
     int admin_fd = with_admin ? fds[index * per_worker + per_worker - 1] : -1;
     return run_worker(s, options, mine, admin_fd, token, ready_fd, shared);
   };
@@ -346,6 +385,10 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
     if (!reload) return true;
     ServeSettings fresh = s;
     if (!reload(fresh)) return false;
+    if (fresh.root.empty() == quick) {
+      log::error("reload: --root cannot be added or removed by a reload (restart instead)");
+      return false;
+    }
     if (fresh.listen != s.listen || fresh.admin_listen != s.admin_listen || fresh.data != s.data ||
         (fresh.workers && fresh.workers != workers))
       log::warn(
@@ -355,10 +398,14 @@ int run_host(const ServeSettings& initial, net::ServerOptions options,
     fresh.admin_listen = s.admin_listen;
     fresh.data = s.data;
     s = fresh;
-    log::info("reload: settings re-read (base domain {}, access log {})", s.base_domain,
-              s.access_log);
+    if (quick)
+      log::info("reload: settings re-read (root {}, access log {})", s.root, s.access_log);
+    else
+      log::info("reload: settings re-read (base domain {}, access log {})", s.base_domain,
+                s.access_log);
     return true;
   };
+  if (quick) return runtime::supervise(sup);
   // `atoll publish --data` and `rollback --data` ring this at commit: every
   // worker loads at once rather than at its next poll.
   std::unique_ptr<host::DeployBell> bell;

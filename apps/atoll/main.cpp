@@ -101,16 +101,21 @@ int main(int argc, char** argv) {
   atl::app::add_target_options(*deploys_cmd, deploys.target);
 
   std::string signal_data = "atoll-data";
+  std::string signal_pid_file;  // "" = DATA/atoll.pid
   auto* reload_cmd = app.add_subcommand(
       "reload", "Re-read the configuration: new workers start, old ones drain (SIGHUP)");
   reload_cmd
       ->add_option("--data", signal_data, "Data directory of the running server (holds atoll.pid)")
       ->capture_default_str();
+  reload_cmd->add_option("--pid-file", signal_pid_file,
+                         "The server's --pid-file (quick mode has none unless given)");
   auto* upgrade_cmd = app.add_subcommand(
       "upgrade", "Start the binary again with the sockets inherited; the old one drains (SIGUSR2)");
   upgrade_cmd
       ->add_option("--data", signal_data, "Data directory of the running server (holds atoll.pid)")
       ->capture_default_str();
+  upgrade_cmd->add_option("--pid-file", signal_pid_file,
+                          "The server's --pid-file (quick mode has none unless given)");
 
   try {
     app.parse(argc, argv);
@@ -146,7 +151,7 @@ int main(int argc, char** argv) {
     return atl::app::run_serve(serve, reload, args);
   }
   if (reload_cmd->parsed() || upgrade_cmd->parsed()) {
-    std::string pid_file = signal_data + "/atoll.pid";
+    std::string pid_file = signal_pid_file.empty() ? signal_data + "/atoll.pid" : signal_pid_file;
     // Only the process that holds the pid file's lock is signalled: a stale
     // file's pid may have been reused by an unrelated process.
     std::string why;

@@ -24,6 +24,8 @@
 #include <cstdio>
 #include <cstring>
 #include <set>
+#include <span>
+#include <utility>
 
 namespace atl::app {
 
@@ -70,6 +72,9 @@ void add_serve_options(CLI::App& cmd, ServeSettings& s) {
   cmd.add_option("--cache-control", s.cache_control,
                  "Quick mode: Cache-Control for every file (default: none)");
   cmd.add_flag("!--no-precompressed", s.precompressed, "Quick mode: ignore .br/.zst/.gz siblings");
+  cmd.add_option("--pid-file", s.pid_file,
+                 "Pid file the master locks, for atoll reload/upgrade (default: DATA/atoll.pid; "
+                 "quick mode: none)");
   cmd.add_option("--access-log", s.access_log, "Access log file, '-' for stdout, 'off' for none")
       ->capture_default_str();
   cmd.add_option("--access-log-format", s.access_log_format, "json or combined")
@@ -77,7 +82,61 @@ void add_serve_options(CLI::App& cmd, ServeSettings& s) {
       ->capture_default_str();
 }
 
+namespace {
+
+// Each setting: its config key and its flag.
+constexpr std::pair<const char*, const char*> settings[] = {
+    {"listen", "--listen"},
+    {"admin_listen", "--admin-listen"},
+    {"data", "--data"},
+    {"base_domain", "--base-domain"},
+    {"demo_sites", "--demo-sites"},
+    {"demo", "--no-demo"},
+    {"loops", "--loops"},
+    {"workers", "--workers"},
+    {"max_connections", "--max-connections"},
+    {"max_upload", "--max-upload"},
+    {"tls_cert", "--tls-cert"},
+    {"tls_key", "--tls-key"},
+    {"admin_tls_cert", "--admin-tls-cert"},
+    {"admin_tls_key", "--admin-tls-key"},
+    {"access_log", "--access-log"},
+    {"access_log_format", "--access-log-format"},
+    {"root", "--root"},
+    {"cache_control", "--cache-control"},
+    {"precompressed", "--no-precompressed"},
+    {"pid_file", "--pid-file"},
+    {"certificates", "[[certificates]]"}};
+
+const char* flag_of(const std::string& key) {
+  for (auto [k, flag] : settings)
+    if (key == k) return flag;
+  return "?";
+}
+
+}  // namespace
+
+std::string mode_conflict(const ServeSettings& s) {
+  // What only the site host has, and what only quick mode has.
+  static constexpr const char* host_only[] = {"admin_listen",   "data",          "base_domain",
+                                              "demo_sites",     "demo",          "max_upload",
+                                              "admin_tls_cert", "admin_tls_key", "certificates"};
+  static constexpr const char* quick_only[] = {"cache_control", "precompressed"};
+  bool quick = !s.root.empty();
+  for (const char* key :
+       quick ? std::span<const char* const>(host_only) : std::span<const char* const>(quick_only)) {
+    if (!s.given.count(key)) continue;
+    return quick ? std::string(flag_of(key)) +
+                       " is a site host setting; --root serves one directory, with no data "
+                       "directory or admin API (drop one of them)"
+                 : std::string(flag_of(key)) + " is for quick mode: it needs --root DIR";
+  }
+  return "";
+}
+
 void apply_config_file(CLI::App& cmd, ServeSettings& s) {
+  for (auto [key, flag] : settings)
+    if (flag[0] == '-' && cmd.count(flag) > 0) s.given.insert(key);
   if (s.config.empty()) return;
   toml::table t;
   try {
@@ -112,10 +171,13 @@ void apply_config_file(CLI::App& cmd, ServeSettings& s) {
       "workers",       "max_connections", "max_upload",
       "tls_cert",      "tls_key",         "admin_tls_cert",
       "admin_tls_key", "access_log",      "access_log_format",
-      "root",          "cache_control",   "certificates"};
-  for (auto& [k, v] : t)
+      "root",          "cache_control",   "certificates",
+      "pid_file"};
+  for (auto& [k, v] : t) {
     if (!known.count(std::string(k.str())))
       throw std::invalid_argument(where(v) + "unknown setting '" + std::string(k.str()) + "'");
+    s.given.insert(std::string(k.str()));
+  }
   if (auto* n = t.get("listen")) {
     std::vector<std::string> list;
     if (n->is_string())
@@ -159,36 +221,11 @@ void apply_config_file(CLI::App& cmd, ServeSettings& s) {
   str("access_log_format", "--access-log-format", s.access_log_format);
   str("root", "--root", s.root);
   str("cache_control", "--cache-control", s.cache_control);
+  str("pid_file", "--pid-file", s.pid_file);
   num("loops", "--loops", s.loops);
   num("workers", "--workers", s.workers);
   num("max_connections", "--max-connections", s.max_connections);
   num("max_upload", "--max-upload", s.max_upload);
-}
-
-// Fills bind/port/unix_path from --listen values; "" on success, else the error.
-std::string listen_options(const std::vector<std::string>& listen, net::ServerOptions& options) {
-  options.bind.clear();
-  std::uint16_t port = 0;
-  for (const auto& text : listen) {
-    try {
-      auto ep = net::Endpoint::parse(text);
-      if (ep.is_unix()) {
-        if (!options.unix_path.empty())
-          return "--listen " + text + ": --root serves at most one unix: socket";
-        options.unix_path = ep.host();
-        continue;
-      }
-      if (port && ep.port() != port)
-        return "--listen " + text + ": every TCP address must use the same port (" +
-               std::to_string(port) + ")";
-      port = ep.port();
-      options.bind.push_back(ep.host());
-    } catch (const std::exception& e) {
-      return std::string("--listen ") + e.what();
-    }
-  }
-  options.port = port;
-  return "";
 }
 
 std::vector<web::Middleware> logging(const ServeSettings& s) {
@@ -220,19 +257,8 @@ std::string find_demo_sites(const ServeSettings& s) {  // also used by host_serv
   return "";
 }
 
-int run_host(const ServeSettings& s, net::ServerOptions options,
-             std::function<bool(ServeSettings&)> reload, std::vector<std::string> argv);
-
-namespace {
-
-int run_quick(const ServeSettings& s, net::ServerOptions options) {
-  web::StaticOptions files{
-      .root = s.root, .precompressed = s.precompressed, .cache_control = s.cache_control};
-  http::serve(options, web::pipeline(logging(s), web::static_files(files)));
-  return 0;
-}
-
-}  // namespace
+int run_master(const ServeSettings& s, net::ServerOptions options,
+               std::function<bool(ServeSettings&)> reload, std::vector<std::string> argv);
 
 net::TlsOptions tls_options(const std::string& cert, const std::string& key) {
   return net::TlsOptions{.cert_file = cert,
@@ -254,9 +280,7 @@ int run_serve(const ServeSettings& s, std::function<bool(ServeSettings&)> reload
   net::ServerOptions options;
   options.loops = s.loops;
   options.max_connections = s.max_connections;
-  // The host opens its own listeners (any mix of addresses and ports); quick
-  // mode hands the addresses to net::Server, whose TCP listeners share a port.
-  if (auto e = s.root.empty() ? "" : listen_options(s.listen, options); !e.empty()) {
+  if (auto e = mode_conflict(s); !e.empty()) {
     std::fprintf(stderr, "atoll serve: %s\n", e.c_str());
     return 2;
   }
@@ -274,8 +298,7 @@ int run_serve(const ServeSettings& s, std::function<bool(ServeSettings&)> reload
     }
     if (!s.admin_tls_cert.empty())
       net::TlsContext check(tls_options(s.admin_tls_cert, s.admin_tls_key));
-    return s.root.empty() ? run_host(s, options, std::move(reload), std::move(argv))
-                          : run_quick(s, options);
+    return run_master(s, options, std::move(reload), std::move(argv));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "atoll serve: %s\n", e.what());
     return 1;

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,14 +40,22 @@ struct ServeSettings {
   bool precompressed = true;
   std::string access_log = "-";
   std::string access_log_format = "json";
+  /// Locked by the master for its life (runtime/pid_file.hpp): what `atoll
+  /// reload` and `upgrade` signal. "" = DATA/atoll.pid in host mode, none in
+  /// quick mode.
+  std::string pid_file;
+  /// The settings given, as config keys ("data", "root", ...), by a flag or
+  /// the config file: a mode refuses one it cannot honour (mode_conflict).
+  std::set<std::string> given;
 };
+
+/// Why these settings cannot run together ("--data is ..."), or "".
+std::string mode_conflict(const ServeSettings& s);
 
 void add_serve_options(CLI::App& cmd, ServeSettings& s);
 /// Applies the --config file to every setting not given as a flag (flags
 /// win). Throws std::invalid_argument "FILE:LINE:COL: message".
 void apply_config_file(CLI::App& cmd, ServeSettings& s);
-/// Fills bind/port/unix_path from --listen values; "" on success, else the error.
-std::string listen_options(const std::vector<std::string>& listen, net::ServerOptions& options);
 /// The request-id and access-log middleware the settings ask for.
 std::vector<web::Middleware> logging(const ServeSettings& s);
 /// TLS settings for a listener: HTTP/1.1 by ALPN, a 400 for plain HTTP.
