@@ -122,9 +122,11 @@ class Servers:
         log = self.access_log
         if "atoll" in self.only:
             atoll = os.path.join(self.build, "apps/atoll/atoll")
+            # A supervising master and one worker: the worker serves.
             self.start("atoll", [atoll, "serve", "--root", root, "--listen", f"127.0.0.1:{PORTS['atoll']}",
-                                 "--loops", "1", "--access-log",
-                                 os.path.join(logdir, "atoll.log") if log else "off"], PORTS["atoll"])
+                                 "--workers", "1", "--loops", "1", "--access-log",
+                                 os.path.join(logdir, "atoll.log") if log else "off"], PORTS["atoll"],
+                       serving_pid=lambda pid: (children(pid) or [pid])[0])
             hello = os.path.join(self.build, "examples/hello")
             self.start("atoll-hello", [hello, "--port", str(ATOLL_HELLO_PORT), "--loops", "1",
                                        "--access-log", os.path.join(logdir, "hello.log") if log else "off"],
