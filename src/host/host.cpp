@@ -1,4 +1,5 @@
 #include <atoll/host/host.hpp>
+#include <atoll/http/exchange.hpp>
 
 #include <fmt/format.h>
 
@@ -651,12 +652,13 @@ struct Host::Impl {
     }
     if (c.method() != "GET" && c.method() != "HEAD") {
       c.set_header("Allow", "GET, HEAD");
-      co_await c.send(405, "Method Not Allowed\n");
+      co_await http::send_error(c, 405);
       co_return;
     }
     std::string_view path = c.path();
     if (!web::is_safe_path(path)) {
-      co_await c.send(400, "Bad Request: the path holds '..', '.', a backslash or a NUL\n");
+      co_await http::send_error(
+          c, 400, http::error_line(400, "the path holds '..', '.', a backslash or a NUL"));
       co_return;
     }
     for (const auto& red : site->config.redirects) {
@@ -685,8 +687,8 @@ struct Host::Impl {
       shared->db_errors.fetch_add(1, std::memory_order_relaxed);
       log::error("host: {} {}: {}", site->name, std::string(path), lookup_error);
       c.set_header("Retry-After", "1");
-      co_await c.send(503,
-                      "Service Unavailable: the site database cannot be read; try again shortly\n");
+      co_await http::send_error(
+          c, 503, http::error_line(503, "the site database cannot be read; try again shortly"));
       co_return;
     }
     if (r->kind == Resolved::Kind::redirect) {
@@ -711,8 +713,7 @@ struct Host::Impl {
         co_return;
       }
     }
-    c.set_header("Content-Type", "text/plain; charset=utf-8");
-    co_await c.send(404, "Not Found\n");
+    co_await http::send_error(c, 404);
   }
 };
 

@@ -1,4 +1,5 @@
 #include <atoll/http/conn.hpp>
+#include <atoll/http/exchange.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -97,7 +98,7 @@ void Conn::reset_request() noexcept {
   params.clear();
   status_ = 200;
   response_headers_.clear();
-  started_ = sent_ = false;
+  started_ = sent_ = streaming_ = false;
   bytes_sent_ = 0;
   request_id.clear();
   if (!assigns_.empty()) assigns_.clear();
@@ -155,7 +156,7 @@ Task<> Conn::send_file(int status, const std::string& path) {
   struct stat st;
   if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     if (fd >= 0) ::close(fd);
-    co_await send(404, "Not Found\n");
+    co_await send_error(*this, 404);
     co_return;
   }
   struct Closer {

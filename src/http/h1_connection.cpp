@@ -1,6 +1,7 @@
 #include "http/h1_connection.hpp"
 
 #include <atoll/http/date.hpp>
+#include <atoll/http/exchange.hpp>
 
 #include <atoll/runtime/log.hpp>
 #include <atoll/runtime/rate_limit.hpp>
@@ -507,44 +508,9 @@ Task<> Http1Conn::run(const App& app) {
       break;
     }
     ++requests_;
-    std::exception_ptr failure;
-    try {
-      co_await app(*this);
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    if (failure) {
-      int status = 500;
-      std::string reason;
-      bool expected = false;
-      try {
-        std::rethrow_exception(failure);
-      } catch (const HttpError& e) {
-        status = e.status();
-        reason = e.what();
-        expected = true;
-      } catch (const std::exception& e) {
-        reason = e.what();
-      } catch (...) {
-        reason = "non-standard exception";
-      }
-      if (!expected)
-        log::warn("{} {} from {} failed{}{}: {}", method_, target_, sock_.peer().to_string(),
-                  request_id.empty() ? "" : " request_id=", request_id, reason);
-      if (broken_ || started_) break;  // mid-response: the only honest move is to close
-      response_headers_.clear();
-      if (has_body_ && !body_done_) close_ = true;
-      std::string body;
-      if (expected) {
-        body = reason + "\n";
-      } else {
-        body = "Internal Server Error";
-        if (!request_id.empty()) body += " (request id " + request_id + ")";
-        body += "\n";
-      }
-      response_headers_.set("Content-Type", "text/plain; charset=utf-8");
-      co_await send(status, body);
-    }
+    // HTTP's rules for the exchange (exchange.hpp); false: it broke mid-response.
+    bool whole = co_await run_exchange(*this, app);
+    if (!whole) break;
     if (broken_) break;
     co_await finish_request();
     if (upgraded_ || will_close()) break;
@@ -575,15 +541,6 @@ Task<> Http1Conn::linger() {
 }
 
 Task<> Http1Conn::finish_request() {
-  if (!sent_) {
-    if (streaming_) {
-      co_await end_stream();
-    } else if (!started_) {
-      log::warn("{} {}: the handler returned without a response", method_, target_);
-      response_headers_.clear();
-      co_await send(500, "Internal Server Error: no response\n");
-    }
-  }
   if (has_body_ && !body_done_ && !broken_) {
     if (expect_continue_ && !continue_sent_) {
       close_ = true;  // the client never sent the body; do not invite it now
@@ -607,11 +564,9 @@ Task<> Http1Conn::finish_request() {
 Task<> Http1Conn::send_error_and_close(int status, std::string_view reason) {
   close_ = true;
   if (started_) co_return;
+  head_ = false;  // (the head may have been refused before it said HEAD)
   response_headers_.clear();
-  response_headers_.set("Content-Type", "text/plain; charset=utf-8");
-  std::string body = std::string(reason_phrase(status)) + ": " + std::string(reason) + "\n";
-  head_ = false;
-  co_await send(status, body);
+  co_await send_error(*this, status, error_line(status, reason));
   co_await flush();
 }
 

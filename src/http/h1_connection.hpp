@@ -25,6 +25,7 @@ class Http1Conn final : public Conn {
   Task<> inform(int status, const std::vector<Header>& headers) override;
   Task<Upgraded> upgrade(std::string_view protocol, const std::vector<Header>& headers) override;
   bool draining() const noexcept override { return sock_.draining(); }
+  bool body_unread() const noexcept override { return has_body_ && !body_done_; }
   using Conn::send;
   using Conn::send_file;
 
@@ -97,7 +98,6 @@ class Http1Conn final : public Conn {
   bool in_trailers_ = false;  // the head is parsed: fields now are trailers
   bool expect_continue_ = false;
   bool continue_sent_ = false;
-  bool streaming_ = false;
   bool broken_ = false;  // the connection cannot carry another request
   char* body_cursor_ = nullptr;
   std::uint64_t body_received_ = 0;

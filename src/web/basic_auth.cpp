@@ -1,3 +1,4 @@
+#include <atoll/http/exchange.hpp>
 #include <atoll/web/basic_auth.hpp>
 
 #include <openssl/crypto.h>
@@ -126,7 +127,7 @@ Middleware basic_auth(BasicAuthOptions options) {
     if (!user) {
       c.set_header("WWW-Authenticate", keep->challenge);
       c.set_header("Content-Type", "text/plain; charset=utf-8");
-      co_await c.send(401, "Unauthorized: " + std::string(reason) + "\n");
+      co_await http::send_error(c, 401, http::error_line(401, reason));
       co_return;
     }
     c.assign<AuthenticatedUser>().name = std::move(*user);

@@ -1,3 +1,4 @@
+#include <atoll/http/exchange.hpp>
 #include <atoll/web/cors.hpp>
 
 #include <memory>
@@ -93,7 +94,8 @@ Middleware cors(CorsOptions options) {
     if (c.method() == "OPTIONS" && c.headers().has("access-control-request-method")) {
       if (!allowed) {
         c.set_header("Content-Type", "text/plain; charset=utf-8");
-        co_await c.send(403, "Forbidden: this origin may not make cross-origin requests here\n");
+        co_await http::send_error(
+            c, 403, http::error_line(403, "this origin may not make cross-origin requests here"));
         co_return;
       }
       keep->allow(c, origin);

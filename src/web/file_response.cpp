@@ -1,3 +1,4 @@
+#include <atoll/http/exchange.hpp>
 #include <atoll/web/file_response.hpp>
 
 #include <atoll/http/date.hpp>
@@ -116,8 +117,7 @@ Task<> send_file_response(http::Conn& c, const FileResponse& f, int status) {
       if (auto t = http::parse_http_date(ius)) failed = f.mtime > *t;
     }
     if (failed) {
-      h.set("Content-Type", "text/plain; charset=utf-8");
-      co_await c.send(412, "Precondition Failed: the file has changed\n");
+      co_await http::send_error(c, 412, http::error_line(412, "the file has changed"));
       co_return;
     }
     bool not_modified = false;

@@ -1,3 +1,4 @@
+#include <atoll/http/exchange.hpp>
 #include <atoll/web/health.hpp>
 
 #include <memory>
@@ -13,7 +14,8 @@ App health(HealthOptions options) {
     if (c.method() != "GET" && c.method() != "HEAD") {
       c.set_header("Allow", "GET, HEAD");
       c.set_header("Content-Type", "text/plain; charset=utf-8");
-      co_await c.send(405, "Method Not Allowed: the health check answers GET and HEAD\n");
+      co_await http::send_error(c, 405,
+                                http::error_line(405, "the health check answers GET and HEAD"));
       co_return;
     }
     c.set_header("Content-Type", "application/json");

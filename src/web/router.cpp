@@ -1,3 +1,4 @@
+#include <atoll/http/exchange.hpp>
 #include <atoll/web/router.hpp>
 
 #include <atoll/runtime/string_map.hpp>
@@ -362,14 +363,12 @@ Router::operator App() const {
       if (c.method() == "OPTIONS") {
         co_await c.send(204, "");
       } else {
-        c.set_header("Content-Type", "text/plain; charset=utf-8");
-        co_await c.send(405, "Method Not Allowed\n");
+        co_await http::send_error(c, 405);
       }
       co_return;
     }
     if (!m.handler) {
-      c.set_header("Content-Type", "text/plain; charset=utf-8");
-      co_await c.send(404, "Not Found\n");
+      co_await http::send_error(c, 404);
       co_return;
     }
     c.path_offset = before + m.path_offset;

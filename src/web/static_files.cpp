@@ -1,3 +1,4 @@
+#include <atoll/http/exchange.hpp>
 #include <atoll/web/static_files.hpp>
 
 #include <atoll/http/date.hpp>
@@ -235,12 +236,12 @@ Task<> StaticFiles::serve(Conn& c, const App* next) {
       co_return;
     }
     c.set_header("Allow", "GET, HEAD");
-    co_await c.send(405, "Method Not Allowed\n");
+    co_await http::send_error(c, 405);
     co_return;
   }
   if (!is_safe_path(path)) {
-    c.set_header("Content-Type", "text/plain; charset=utf-8");
-    co_await c.send(400, "Bad Request: the path holds '..', '.', a backslash or a NUL\n");
+    co_await http::send_error(
+        c, 400, http::error_line(400, "the path holds '..', '.', a backslash or a NUL"));
     co_return;
   }
   std::shared_ptr<Entry> e = lookup(path);
@@ -256,8 +257,7 @@ Task<> StaticFiles::serve(Conn& c, const App* next) {
       co_await (*next)(c);
       co_return;
     }
-    c.set_header("Content-Type", "text/plain; charset=utf-8");
-    co_await c.send(404, "Not Found\n");
+    co_await http::send_error(c, 404);
     co_return;
   }
 

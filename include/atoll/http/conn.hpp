@@ -143,6 +143,10 @@ class Conn {
   bool response_started() const noexcept { return started_; }
   /// True once the response is complete.
   bool response_sent() const noexcept { return sent_; }
+  /// True between begin_stream() and end_stream().
+  bool streaming() const noexcept { return streaming_ && !sent_; }
+  /// True if the request has a body not yet read to its end.
+  virtual bool body_unread() const noexcept { return false; }
   /// Asks the server to close the connection after this response.
   void close_after_response() noexcept { close_ = true; }
   bool closing() const noexcept { return close_; }
@@ -200,6 +204,7 @@ class Conn {
   ResponseHeaders response_headers_;
   bool started_ = false;
   bool sent_ = false;
+  bool streaming_ = false;
   bool close_ = false;
   std::uint64_t bytes_sent_ = 0;
   std::map<std::type_index, std::shared_ptr<void>> assigns_;
