@@ -99,43 +99,73 @@ void Conn::reset_request() noexcept {
   status_ = 200;
   response_headers_.clear();
   started_ = sent_ = streaming_ = false;
+  filter_count_ = active_filters_ = 0;
   bytes_sent_ = 0;
   request_id.clear();
   if (!assigns_.empty()) assigns_.clear();
 }
 
-void Conn::copy_request_from(const Conn& inner) {
-  method_ = inner.method_;
-  target_ = inner.target_;
-  raw_path_ = inner.raw_path_;
-  path_ = inner.path_;
-  query_ = inner.query_;
-  version_ = inner.version_;
-  host_ = inner.host_;
-  headers_ = inner.headers_;
-  peer_ = inner.peer_;
-  tls_ = inner.tls_;
-  head_ = inner.head_;
-  has_body_ = inner.has_body_;
-  content_length_ = inner.content_length_;
-  body_limit_ = inner.body_limit_;
-  parsed_query_ = inner.parsed_query_;
-  path_offset = inner.path_offset;
-  params = inner.params;
-  request_id = inner.request_id;
-  status_ = inner.status_;
-  response_headers_ = inner.response_headers_;
-  started_ = inner.started_;
-  sent_ = inner.sent_;
-  close_ = inner.close_;
-  bytes_sent_ = inner.bytes_sent_;
-  assigns_ = inner.assigns_;  // shared: the same objects on both sides
+void Conn::add_filter(Filter& f) {
+  if (filter_count_ == max_filters)
+    throw std::length_error("more than " + std::to_string(max_filters) + " response filters");
+  filters_[filter_count_++] = &f;
 }
 
-void Conn::copy_state_back_to(Conn& inner) const {
-  inner.request_id = request_id;
-  inner.assigns_ = assigns_;
-  if (close_) inner.close_ = true;
+void Conn::remove_filter(Filter& f) noexcept {
+  for (std::uint8_t i = 0; i < filter_count_; ++i) {
+    if (filters_[i] != &f) continue;
+    for (std::uint8_t j = i; j + 1 < filter_count_; ++j) filters_[j] = filters_[j + 1];
+    // (A stream's bits shift with their filters.)
+    std::uint8_t low = active_filters_ & std::uint8_t((1u << i) - 1);
+    std::uint8_t high = std::uint8_t(active_filters_ >> (i + 1)) << i;
+    active_filters_ = std::uint8_t(low | high);
+    filters_[--filter_count_] = nullptr;
+    return;
+  }
+}
+
+// Innermost (last added) first: the body passes the layers outwards.
+Task<> Conn::send_filtered(int status, std::string_view body) {
+  std::string buf[2];
+  int which = 0;
+  std::string_view cur = body;
+  for (int i = filter_count_ - 1; i >= 0; --i) {
+    std::string& out = buf[which];
+    out.clear();
+    if (filters_[i]->whole(*this, status, cur, out)) {
+      cur = out;
+      which ^= 1;
+    }
+  }
+  co_await transport_send(status, cur);
+}
+
+Task<> Conn::begin_stream(int status) {
+  active_filters_ = 0;
+  for (int i = filter_count_ - 1; i >= 0; --i)
+    if (filters_[i]->begin(*this, status)) active_filters_ |= std::uint8_t(1u << i);
+  co_await transport_begin_stream(status);
+}
+
+Task<> Conn::write_filtered(std::string_view data, bool last) {
+  std::string buf[2];
+  int which = 0;
+  std::string_view cur = data;
+  for (int i = filter_count_ - 1; i >= 0; --i) {
+    if (!(active_filters_ & (1u << i))) continue;
+    std::string& out = buf[which];
+    out.clear();
+    filters_[i]->write(cur, last, out);
+    cur = out;
+    which ^= 1;
+  }
+  if (!cur.empty()) co_await transport_write(cur);
+}
+
+Task<> Conn::end_stream() {
+  if (active_filters_) co_await write_filtered({}, true);
+  active_filters_ = 0;
+  co_await transport_end_stream();
 }
 
 Task<std::string> Conn::read_body(std::optional<std::size_t> limit) {

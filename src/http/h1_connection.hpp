@@ -17,17 +17,15 @@ class Http1Conn final : public Conn {
   Task<> run(const App& app);
 
   Task<std::span<const char>> read_body_chunk() override;
-  Task<> send(int status, std::string_view body) override;
-  Task<> send_file(int status, int fd, off_t offset, std::uint64_t length) override;
-  Task<> begin_stream(int status) override;
-  Task<> write_chunk(std::string_view data) override;
-  Task<> end_stream() override;
+  Task<> transport_send(int status, std::string_view body) override;
+  Task<> transport_send_file(int status, int fd, off_t offset, std::uint64_t length) override;
+  Task<> transport_begin_stream(int status) override;
+  Task<> transport_write(std::string_view data) override;
+  Task<> transport_end_stream() override;
   Task<> inform(int status, const std::vector<Header>& headers) override;
   Task<Upgraded> upgrade(std::string_view protocol, const std::vector<Header>& headers) override;
   bool draining() const noexcept override { return sock_.draining(); }
   bool body_unread() const noexcept override { return has_body_ && !body_done_; }
-  using Conn::send;
-  using Conn::send_file;
 
  private:
   struct HeadError {

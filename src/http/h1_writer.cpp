@@ -120,7 +120,7 @@ void Http1Conn::write_head(int status, std::int64_t content_length, bool chunked
   status_ = status;
 }
 
-Task<> Http1Conn::send(int status, std::string_view body) {
+Task<> Http1Conn::transport_send(int status, std::string_view body) {
   // The usual answer (head and body fit the buffer, which has room) is put
   // there by a plain call; only one that must wait gets a coroutine frame.
   bool bodiless = status == 204 || status == 304 || status < 200;
@@ -155,7 +155,7 @@ Task<> Http1Conn::send_slow(int status, std::string_view body) {
   if (!r) broken_ = true;
 }
 
-Task<> Http1Conn::send_file(int status, int fd, off_t offset, std::uint64_t length) {
+Task<> Http1Conn::transport_send_file(int status, int fd, off_t offset, std::uint64_t length) {
   if (head_needs_flush()) co_await flush();
   write_head(status, std::int64_t(length), false);
   sent_ = true;
@@ -182,14 +182,14 @@ Task<> Http1Conn::send_file(int status, int fd, off_t offset, std::uint64_t leng
   if (!r) broken_ = true;
 }
 
-Task<> Http1Conn::begin_stream(int status) {
+Task<> Http1Conn::transport_begin_stream(int status) {
   if (head_needs_flush()) co_await flush();
   write_head(status, -1, true);
   streaming_ = true;
   co_await flush();
 }
 
-Task<> Http1Conn::write_chunk(std::string_view data) {
+Task<> Http1Conn::transport_write(std::string_view data) {
   if (!streaming_) throw std::logic_error("write_chunk() before begin_stream()");
   if (head_ || data.empty() || broken_) co_return;
   bytes_sent_ += data.size();
@@ -213,7 +213,7 @@ Task<> Http1Conn::write_chunk(std::string_view data) {
   if (!r) broken_ = true;
 }
 
-Task<> Http1Conn::end_stream() {
+Task<> Http1Conn::transport_end_stream() {
   if (!streaming_) throw std::logic_error("end_stream() before begin_stream()");
   streaming_ = false;
   sent_ = true;

@@ -97,7 +97,7 @@ void TestConn::start(int status) {
   status_ = status;
 }
 
-Task<> TestConn::send(int status, std::string_view body) {
+Task<> TestConn::transport_send(int status, std::string_view body) {
   start(status);
   sent_ = true;
   if (!bodiless(status, head_)) {
@@ -107,7 +107,7 @@ Task<> TestConn::send(int status, std::string_view body) {
   co_return;
 }
 
-Task<> TestConn::send_file(int status, int fd, off_t offset, std::uint64_t length) {
+Task<> TestConn::transport_send_file(int status, int fd, off_t offset, std::uint64_t length) {
   start(status);
   sent_ = true;
   if (bodiless(status, head_)) co_return;
@@ -122,13 +122,13 @@ Task<> TestConn::send_file(int status, int fd, off_t offset, std::uint64_t lengt
   bytes_sent_ = length;
 }
 
-Task<> TestConn::begin_stream(int status) {
+Task<> TestConn::transport_begin_stream(int status) {
   start(status);
   streaming_ = true;
   co_return;
 }
 
-Task<> TestConn::write_chunk(std::string_view data) {
+Task<> TestConn::transport_write(std::string_view data) {
   if (!streaming_) throw std::logic_error("write_chunk() before begin_stream()");
   if (head_ || data.empty()) co_return;
   chunks_.emplace_back(data);
@@ -136,7 +136,7 @@ Task<> TestConn::write_chunk(std::string_view data) {
   bytes_sent_ += data.size();
 }
 
-Task<> TestConn::end_stream() {
+Task<> TestConn::transport_end_stream() {
   if (!streaming_) throw std::logic_error("end_stream() before begin_stream()");
   streaming_ = false;
   sent_ = true;

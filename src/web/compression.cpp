@@ -59,142 +59,62 @@ std::optional<int> parse_qvalue(std::string_view v) noexcept {
   return thousandths;
 }
 
-// The Conn the rest of the pipeline sees: request and per-request state are
-// copied from the wrapped Conn; send() and streams are compressed on the way
-// to it; everything else is passed through.
-class CompressingConn final : public Conn {
+// The response filter (Conn::Filter) the middleware adds for the rest of
+// the pipeline: send() bodies compressed in one piece, streams piece by
+// piece with a flush after each, files left alone.
+class CompressionFilter final : public Conn::Filter {
  public:
-  CompressingConn(Conn& inner, const CompressionOptions& options) : inner_(inner), opt_(options) {
-    copy_request_from(inner);
+  explicit CompressionFilter(const CompressionOptions& options) : opt_(options) {}
+
+  bool whole(Conn& c, int status, std::string_view body, std::string& out) override {
+    auto coding = choose(c, status, body.size(), false);
+    if (!coding) return false;
+    codec::compress(*coding, body, opt_, out);
+    // It grew (already compressed data under a text type): send it as is.
+    if (out.size() >= body.size()) return false;
+    mark_encoded(c, *coding);
+    return true;
   }
 
-  Task<std::span<const char>> read_body_chunk() override {
-    inner_.set_body_limit(body_limit_);  // a handler may have changed it on this side
-    return inner_.read_body_chunk();
-  }
-  bool draining() const noexcept override { return inner_.draining(); }
-
-  Task<> send(int status, std::string_view body) override {
-    auto coding = choose(status, body.size(), false);
-    if (coding) {
-      std::string packed;
-      codec::compress(*coding, body, opt_, packed);
-      if (packed.size() < body.size()) {
-        mark_encoded(*coding);
-        hand_over();
-        co_await inner_.send(status, packed);
-        take_back();
-        co_return;
-      }
-      // It grew (already compressed data under a text type): send it as is.
-    }
-    hand_over();
-    co_await inner_.send(status, body);
-    take_back();
+  bool begin(Conn& c, int status) override {
+    auto coding = choose(c, status, 0, true);
+    if (!coding) return false;
+    stream_ = codec::make_stream_encoder(*coding, opt_);
+    mark_encoded(c, *coding);
+    return true;
   }
 
-  Task<> send_file(int status, int fd, off_t offset, std::uint64_t length) override {
-    hand_over();
-    co_await inner_.send_file(status, fd, offset, length);
-    take_back();
+  void write(std::string_view in, bool last, std::string& out) override {
+    if (!stream_) return;
+    if (!in.empty() || last) stream_->write(in, last, out);
+    if (last) stream_.reset();
   }
-
-  Task<> begin_stream(int status) override {
-    if (auto coding = choose(status, 0, true)) {
-      stream_ = codec::make_stream_encoder(*coding, opt_);
-      mark_encoded(*coding);
-    }
-    hand_over();
-    co_await inner_.begin_stream(status);
-    take_back();
-  }
-
-  Task<> write_chunk(std::string_view data) override {
-    if (!stream_) {
-      co_await inner_.write_chunk(data);
-    } else if (!data.empty()) {
-      out_.clear();
-      stream_->write(data, false, out_);
-      if (!out_.empty()) co_await inner_.write_chunk(out_);
-    }
-    take_back();
-  }
-
-  Task<> end_stream() override {
-    if (stream_) {
-      out_.clear();
-      stream_->write({}, true, out_);
-      stream_.reset();
-      if (!out_.empty()) co_await inner_.write_chunk(out_);
-    }
-    co_await inner_.end_stream();
-    take_back();
-  }
-
-  Task<> inform(int status, const std::vector<http::Header>& headers) override {
-    return inner_.inform(status, headers);
-  }
-
-  Task<Upgraded> upgrade(std::string_view protocol,
-                         const std::vector<http::Header>& headers) override {
-    hand_over();
-    auto upgraded = co_await inner_.upgrade(protocol, headers);
-    take_back();
-    co_return upgraded;
-  }
-
-  using Conn::send;
-  using Conn::send_file;
-
-  /// After the handler: ends a stream it left open (so the coded stream is
-  /// complete), and hands the per-request state back.
-  Task<> finish() {
-    if (started_ && !sent_ && inner_.response_started() && !inner_.response_sent())
-      co_await end_stream();
-  }
-  void give_back() const { copy_state_back_to(inner_); }
 
  private:
   // The coding for this response, or nullopt; adds Vary when the response is
   // one that would be compressed for a client that asked.
-  std::optional<ContentCoding> choose(int status, std::size_t size, bool streamed) {
+  std::optional<ContentCoding> choose(Conn& c, int status, std::size_t size, bool streamed) {
+    auto& h = c.response_headers();
     if (status < 200 || status == 204 || status == 206 || status == 304) return std::nullopt;
-    if (response_headers_.has("Content-Encoding") || response_headers_.has("Content-Range"))
-      return std::nullopt;
-    if (has_token(response_headers_.get("Cache-Control"), "no-transform")) return std::nullopt;
-    if (!opt_.compressible || !opt_.compressible(response_headers_.get("Content-Type")))
-      return std::nullopt;
+    if (h.has("Content-Encoding") || h.has("Content-Range")) return std::nullopt;
+    if (has_token(h.get("Cache-Control"), "no-transform")) return std::nullopt;
+    if (!opt_.compressible || !opt_.compressible(h.get("Content-Type"))) return std::nullopt;
     if (!streamed && size < opt_.min_size) return std::nullopt;
-    response_headers_.append_token("Vary", "Accept-Encoding");
-    if (head_) return std::nullopt;
-    return negotiate_coding(headers_.get("accept-encoding"), opt_.codings);
+    h.append_token("Vary", "Accept-Encoding");
+    if (c.is_head()) return std::nullopt;
+    return negotiate_coding(c.header("accept-encoding"), opt_.codings);
   }
 
-  void mark_encoded(ContentCoding coding) {
-    response_headers_.set("Content-Encoding", coding_name(coding));
-    response_headers_.remove("Content-Length");
-    std::string_view etag = response_headers_.get("ETag");
-    if (!etag.empty() && !etag.starts_with("W/"))
-      response_headers_.set("ETag", "W/" + std::string(etag));
+  static void mark_encoded(Conn& c, ContentCoding coding) {
+    auto& h = c.response_headers();
+    h.set("Content-Encoding", coding_name(coding));
+    h.remove("Content-Length");
+    std::string_view etag = h.get("ETag");
+    if (!etag.empty() && !etag.starts_with("W/")) h.set("ETag", "W/" + std::string(etag));
   }
 
-  // The response headers and flags go to the wrapped Conn before it writes...
-  void hand_over() {
-    inner_.response_headers() = response_headers_;
-    if (close_) inner_.close_after_response();
-  }
-  // ...and what it did comes back, for the handler and middleware in here.
-  void take_back() noexcept {
-    status_ = inner_.status();
-    started_ = inner_.response_started();
-    sent_ = inner_.response_sent();
-    bytes_sent_ = inner_.bytes_sent();
-  }
-
-  Conn& inner_;
   const CompressionOptions& opt_;
   std::unique_ptr<codec::StreamEncoder> stream_;
-  std::string out_;
 };
 
 void check_range(int value, int low, int high, const char* what) {
@@ -289,16 +209,17 @@ Middleware compression(CompressionOptions options) {
   auto opt = std::make_shared<const CompressionOptions>(std::move(options));
   return [opt](Conn& c, const App& next) -> Task<> {
     auto keep = opt;  // the frame holds the options, whatever happens to the closure
-    CompressingConn wrapped(c, *keep);
-    std::exception_ptr failure;
-    try {
-      co_await next(wrapped);
-      co_await wrapped.finish();
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    wrapped.give_back();
-    if (failure) std::rethrow_exception(failure);
+    CompressionFilter filter(*keep);
+    c.add_filter(filter);
+    struct Remove {
+      Conn& c;
+      Conn::Filter& f;
+      ~Remove() { c.remove_filter(f); }
+    } remove{c, filter};
+    co_await next(c);
+    // A stream the handler left open is ended here, while the filter can
+    // still finish the coded stream.
+    if (c.streaming()) co_await c.end_stream();
   };
 }
 

@@ -115,19 +115,51 @@ class Conn {
     return *this;
   }
   /// Sends the whole response: status, headers and `body` (length-delimited).
-  virtual Task<> send(int status, std::string_view body) = 0;
+  Task<> send(int status, std::string_view body) {
+    if (filter_count_ == 0) return transport_send(status, body);  // no frame of its own
+    return send_filtered(status, body);
+  }
   Task<> send(std::string_view body) { return send(status_, body); }
   /// Sends `length` bytes of an open file from `offset` (sendfile on plain TCP).
-  /// The descriptor stays the caller's.
-  virtual Task<> send_file(int status, int fd, off_t offset, std::uint64_t length) = 0;
+  /// The descriptor stays the caller's. Response filters do not see files.
+  Task<> send_file(int status, int fd, off_t offset, std::uint64_t length) {
+    return transport_send_file(status, fd, offset, length);
+  }
   /// Sends a file by path (opened and closed here); 404 if it cannot be opened.
   Task<> send_file(int status, const std::string& path);
   /// Starts a streamed response (chunked on HTTP/1.1), then write_chunk()
   /// as data comes and end_stream() at the end. Each write waits for the
   /// client to take the bytes: a slow client slows the producer, no more.
-  virtual Task<> begin_stream(int status) = 0;
-  virtual Task<> write_chunk(std::string_view data) = 0;
-  virtual Task<> end_stream() = 0;
+  Task<> begin_stream(int status);
+  Task<> write_chunk(std::string_view data) {
+    if (active_filters_ == 0) return transport_write(data);
+    return write_filtered(data, false);
+  }
+  Task<> end_stream();
+
+  /// A response filter (nginx's body filters, h2o's ostreams): it sees each
+  /// response's head before it goes out and may rewrite the body on its way
+  /// to the transport. Middleware adds one for the rest of the pipeline and
+  /// removes it on the way out (compression does); filters added later run
+  /// first, as the inner layers' output passes the outer ones.
+  class Filter {
+   public:
+    virtual ~Filter() = default;
+    /// A whole body (send()): true if it put a replacement in `out` (and set
+    /// the headers that go with it), false to pass `body` on as it is.
+    virtual bool whole(Conn& c, int status, std::string_view body, std::string& out) = 0;
+    /// A stream starts: true if this filter rewrites its pieces.
+    virtual bool begin(Conn& c, int status) = 0;
+    /// A piece of a stream it rewrites, perhaps empty (`last`: the end of
+    /// the stream): appends what to send, perhaps nothing, to `out`.
+    virtual void write(std::string_view in, bool last, std::string& out) = 0;
+  };
+  static constexpr std::size_t max_filters = 4;
+  /// Adds `f` until remove_filter() or the end of the request. Throws
+  /// std::length_error past max_filters.
+  void add_filter(Filter& f);
+  void remove_filter(Filter& f) noexcept;
+
   /// Sends an informational response (103 Early Hints with `headers`).
   virtual Task<> inform(int status, const std::vector<Header>& headers) = 0;
   /// Switches protocols (101): returns the socket for the handler to speak the
@@ -176,13 +208,14 @@ class Conn {
  protected:
   /// Clears everything per-request, keeping capacity.
   void reset_request() noexcept;
-  /// For decorators, Conns that wrap the Conn a middleware was given (as
-  /// compression does): take the request, the routing and per-request state,
-  /// the assigns and the response headers set so far from `inner`...
-  void copy_request_from(const Conn& inner);
-  /// ...and, when the request is done, hand back what a handler may have set
-  /// for the layers outside: request id, assigns, close_after_response().
-  void copy_state_back_to(Conn& inner) const;
+  // --- the transport: what a protocol implements --------------------------------------
+  // The response as the filters leave it. HTTP/1.1 writes it on its socket;
+  // an HTTP/2 stream will frame it; TestConn records it.
+  virtual Task<> transport_send(int status, std::string_view body) = 0;
+  virtual Task<> transport_send_file(int status, int fd, off_t offset, std::uint64_t length) = 0;
+  virtual Task<> transport_begin_stream(int status) = 0;
+  virtual Task<> transport_write(std::string_view data) = 0;
+  virtual Task<> transport_end_stream() = 0;
 
   std::string_view method_;
   std::string_view target_;
@@ -208,6 +241,13 @@ class Conn {
   bool close_ = false;
   std::uint64_t bytes_sent_ = 0;
   std::map<std::type_index, std::shared_ptr<void>> assigns_;
+
+ private:
+  Task<> send_filtered(int status, std::string_view body);
+  Task<> write_filtered(std::string_view data, bool last);
+  Filter* filters_[max_filters] = {};
+  std::uint8_t filter_count_ = 0;
+  std::uint8_t active_filters_ = 0;  // a bit per filter rewriting the current stream
 };
 
 /// An application: every request goes through it.

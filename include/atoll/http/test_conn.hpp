@@ -56,16 +56,16 @@ class TestConn final : public Conn {
 
   // --- Conn -------------------------------------------------------------------------------
   Task<std::span<const char>> read_body_chunk() override;
-  Task<> send(int status, std::string_view body) override;
-  using Conn::send;
-  Task<> send_file(int status, int fd, off_t offset, std::uint64_t length) override;
-  using Conn::send_file;
-  Task<> begin_stream(int status) override;
-  Task<> write_chunk(std::string_view data) override;
-  Task<> end_stream() override;
   Task<> inform(int status, const std::vector<Header>& headers) override;
   Task<Upgraded> upgrade(std::string_view protocol, const std::vector<Header>& headers) override;
   bool body_unread() const noexcept override { return has_body_ && read_ < request_body_.size(); }
+
+ protected:
+  Task<> transport_send(int status, std::string_view body) override;
+  Task<> transport_send_file(int status, int fd, off_t offset, std::uint64_t length) override;
+  Task<> transport_begin_stream(int status) override;
+  Task<> transport_write(std::string_view data) override;
+  Task<> transport_end_stream() override;
 
  private:
   void start(int status);

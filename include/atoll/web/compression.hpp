@@ -1,7 +1,7 @@
 #pragma once
 // Compression of dynamic responses: br, zstd or gzip, as the client accepts.
 //
-// The middleware hands the rest of the pipeline a Conn that compresses what
+// The middleware adds a response filter (Conn::Filter) that compresses what
 // the handler sends: send() bodies in one piece, streamed responses chunk by
 // chunk, each chunk flushed so the client can decode it at once (server-sent
 // events stay live). The coding is chosen by Accept-Encoding q-values; on a
