@@ -44,6 +44,11 @@ Task<bool> run_exchange(Conn& c, const App& app) {
   } catch (...) {
     thrown = std::current_exception();
   }
+  if (!thrown && c.response_sent()) co_return true;
+  co_return co_await finish_exchange(c, thrown);
+}
+
+Task<bool> finish_exchange(Conn& c, std::exception_ptr thrown) {
   if (thrown) {
     Failure f = failure_of(thrown);
     if (!f.expected)

@@ -222,9 +222,18 @@ Task<> Http1Conn::run(const App& app) {
       break;
     }
     ++requests_;
-    // HTTP's rules for the exchange (exchange.hpp); false: it broke mid-response.
-    bool whole = co_await run_exchange(*this, app);
-    if (!whole) break;
+    // HTTP's rules for the exchange (exchange.hpp), the app awaited here so
+    // the usual request costs no frame more; false: it broke mid-response.
+    std::exception_ptr thrown;
+    try {
+      co_await app(*this);
+    } catch (...) {
+      thrown = std::current_exception();
+    }
+    if (thrown || !sent_) {
+      bool whole = co_await finish_exchange(*this, thrown);
+      if (!whole) break;
+    }
     if (broken_) break;
     co_await finish_request();
     if (upgraded_ || will_close()) break;

@@ -50,4 +50,13 @@ Failure failure_of(std::exception_ptr e) noexcept;
 /// request and must close.
 Task<bool> run_exchange(Conn& c, const App& app);
 
+/// The rules' second half, for a protocol whose hot loop awaits the app
+/// itself (one coroutine frame less per request): call it when the app
+/// threw (`thrown`) or returned without finishing its response; the answer
+/// is run_exchange's.
+///
+///   try { co_await app(c); } catch (...) { thrown = std::current_exception(); }
+///   if (thrown || !c.response_sent()) whole = co_await finish_exchange(c, thrown);
+Task<bool> finish_exchange(Conn& c, std::exception_ptr thrown);
+
 }  // namespace atl::http
