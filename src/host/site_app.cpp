@@ -38,9 +38,12 @@ Task<> Host::Impl::send_resolved(http::Conn& c, const SiteEntry& site, const Res
     for (const auto& rule : site.config.headers)
       if (path.starts_with(rule.path)) h.set(rule.name, rule.value);
   };
+  // (Not a coroutine: send_file_response calls `rules` before it returns,
+  // and the Task it returns reads only `r`, which the caller holds.)
+  if (site.config.headers.empty()) return web::send_file_response(c, r.file, status);
   web::FileResponse file = r.file;
-  if (!site.config.headers.empty()) file.decorate = &rules;
-  co_await web::send_file_response(c, file, status);
+  file.decorate = &rules;
+  return web::send_file_response(c, file, status);
 }
 
 Task<> Host::Impl::serve(http::Conn& c) {

@@ -57,7 +57,9 @@ struct FileResponse {
 
 /// Answers `c` with the file at `status` (200; a page served for another
 /// path, such as a 404 page, passes its own status and gets neither
-/// preconditions nor ranges).
+/// preconditions nor ranges). The checks and headers are done when this
+/// returns (`decorate` is called then); the Task sends, reading the
+/// variants' bytes, which must live until it is done.
 Task<> send_file_response(http::Conn& c, const FileResponse& file, int status = 200);
 
 /// Whether an If-Match / If-None-Match value lists `etag` (quoted, strong):
