@@ -51,17 +51,7 @@ struct SiteTable {
   std::unordered_map<std::int64_t, std::shared_ptr<const SiteEntry>> by_id;
 };
 
-struct Variant {
-  int fd = -1;
-  std::uint64_t size = 0;
-  std::string data;
-  bool in_memory = false;
-  std::string etag;
-  // Content-Type, ETag, Last-Modified, Cache-Control and Content-Encoding or
-  // Accept-Ranges: made once.
-  http::HeaderBlock headers;
-  explicit operator bool() const noexcept { return fd >= 0 || in_memory; }
-};
+using Variant = web::CachedVariant;
 
 struct Resolved {
   // redirect: to `location` (a decoded path), the canonical clean URL.

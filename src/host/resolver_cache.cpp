@@ -191,12 +191,7 @@ std::shared_ptr<Resolved> Host::Impl::resolve_blocking(std::int64_t deploy, std:
           v.data.clear();
         }
       }
-      r->views[i] = {.fd = v.fd,
-                     .data = v.data,
-                     .in_memory = v.in_memory,
-                     .size = v.size,
-                     .etag = v.etag,
-                     .headers = &v.headers};
+      r->views[i] = v.view();
       r->file.variants[i] = &r->views[i];
     }
     r->file.mime = r->mime;

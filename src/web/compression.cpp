@@ -210,12 +210,7 @@ Middleware compression(CompressionOptions options) {
   return [opt](Conn& c, const App& next) -> Task<> {
     auto keep = opt;  // the frame holds the options, whatever happens to the closure
     CompressionFilter filter(*keep);
-    c.add_filter(filter);
-    struct Remove {
-      Conn& c;
-      Conn::Filter& f;
-      ~Remove() { c.remove_filter(f); }
-    } remove{c, filter};
+    Conn::ScopedFilter scoped(c, filter);
     co_await next(c);
     // A stream the handler left open is ended here, while the filter can
     // still finish the coded stream.

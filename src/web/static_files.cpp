@@ -26,17 +26,7 @@ namespace {
 // precompressed siblings (file.br, file.zst, file.gz).
 constexpr std::string_view encoding_suffixes[] = {"", ".br", ".zst", ".gz"};
 
-struct Variant {
-  int fd = -1;
-  std::uint64_t size = 0;
-  std::string data;  // the whole file, when small enough to keep
-  bool in_memory = false;
-  std::string etag;
-  // Content-Type, ETag, Last-Modified, Cache-Control and Content-Encoding or
-  // Accept-Ranges: what every answer from this variant carries, made once.
-  http::HeaderBlock headers;
-  explicit operator bool() const noexcept { return fd >= 0 || in_memory; }
-};
+using Variant = CachedVariant;
 
 struct Entry {
   enum class Kind { file, directory, missing } kind = Kind::missing;
@@ -267,12 +257,7 @@ Task<> StaticFiles::serve(Conn& c, const App* next) {
   for (int i = 0; i < 4; ++i) {
     const Variant& v = e->variants[i];
     if (!v) continue;
-    views[i] = {.fd = v.fd,
-                .data = v.data,
-                .in_memory = v.in_memory,
-                .size = v.size,
-                .etag = v.etag,
-                .headers = &v.headers};
+    views[i] = v.view();
     file.variants[i] = &views[i];
   }
   file.mime = e->mime;

@@ -33,12 +33,7 @@ struct Tag final : Conn::Filter {
 // Adds `f` for the rest of the pipeline, as a middleware does.
 atl::http::App with(Conn::Filter& f, atl::http::App next) {
   return [&f, next](Conn& c) -> Task<> {
-    c.add_filter(f);
-    struct Remove {
-      Conn& c;
-      Conn::Filter& f;
-      ~Remove() { c.remove_filter(f); }
-    } remove{c, f};
+    Conn::ScopedFilter scoped(c, f);
     co_await next(c);
     if (c.streaming()) co_await c.end_stream();
   };

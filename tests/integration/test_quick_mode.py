@@ -13,8 +13,7 @@ import subprocess
 import tempfile
 import unittest
 
-from atoll_proc import check_log
-from test_supervision import ATOLL, CRASH_ENV, Load, become_subreaper, children, wait_child, wait_until
+from test_supervision import ATOLL, CRASH_ENV, Load, become_subreaper, children, stop_master, wait_until
 
 LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+) \(serving ")
 
@@ -79,21 +78,7 @@ class Quick:
             return None, None
 
     def stop(self, expect=0, allow_restarts=False):
-        pid = self.master_pid() or self.proc.pid
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            rc = self.proc.wait(timeout=20) if pid == self.proc.pid else wait_child(pid, 20)
-        finally:
-            self.log.close()
-            output = self.output()
-            shutil.rmtree(self.dir, ignore_errors=True)
-        if expect is not None:
-            assert rc == expect, f"the master exited with {rc}, not {expect}:\n{output}"
-            check_log("atoll serve --root", output.encode(), allow_restarts)
-        return rc
+        return stop_master(self, expect, allow_restarts)
 
 
 class QuickModeSupervisionTest(unittest.TestCase):

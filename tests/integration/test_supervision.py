@@ -116,29 +116,33 @@ class Host:
             return None
 
     def stop(self, expect=0, allow_restarts=False):
-        """Drains the serving master (SIGTERM) and waits for it; fails unless
-        it exited with `expect` and the log shows no defect (check_log). After
-        an upgrade the serving master is a grandchild: reaped_upgrade() must
-        have made it ours first (the test process is a subreaper)."""
-        pid = self.master_pid() or self.proc.pid
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            rc = self.proc.wait(timeout=20) if pid == self.proc.pid else wait_child(pid, 20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-        finally:
-            self.log.close()
-            output = self.output()
-            shutil.rmtree(self.dir, ignore_errors=True)
-        if expect is not None:
-            assert rc == expect, f"the master exited with {rc}, not {expect}:\n{output}"
-        check_log("atoll serve", output.encode(), allow_restarts)
-        return rc
+        return stop_master(self, expect, allow_restarts)
+
+
+def stop_master(m, expect=0, allow_restarts=False):
+    """Drains a serving master `m` (SIGTERM) and waits for it; fails unless it
+    exited with `expect` and the log shows no defect (check_log). After an
+    upgrade the serving master is a grandchild: become_subreaper() must have
+    made it ours first. `m` has proc, log, dir, master_pid() and output()."""
+    pid = m.master_pid() or m.proc.pid
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        rc = m.proc.wait(timeout=20) if pid == m.proc.pid else wait_child(pid, 20)
+    except subprocess.TimeoutExpired:
+        m.proc.kill()
+        m.proc.wait()
+        raise
+    finally:
+        m.log.close()
+        output = m.output()
+        shutil.rmtree(m.dir, ignore_errors=True)
+    if expect is not None:
+        assert rc == expect, f"the master exited with {rc}, not {expect}:\n{output}"
+    check_log("atoll serve", output.encode(), allow_restarts)
+    return rc
 
 
 def become_subreaper():

@@ -159,6 +159,18 @@ class Conn {
   /// std::length_error past max_filters.
   void add_filter(Filter& f);
   void remove_filter(Filter& f) noexcept;
+  /// A filter for a scope, as a middleware holds one around `next(c)`.
+  class ScopedFilter {
+   public:
+    ScopedFilter(Conn& c, Filter& f) : c_(c), f_(f) { c_.add_filter(f_); }
+    ~ScopedFilter() { c_.remove_filter(f_); }
+    ScopedFilter(const ScopedFilter&) = delete;
+    ScopedFilter& operator=(const ScopedFilter&) = delete;
+
+   private:
+    Conn& c_;
+    Filter& f_;
+  };
 
   /// Sends an informational response (103 Early Hints with `headers`).
   virtual Task<> inform(int status, const std::vector<Header>& headers) = 0;

@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <string_view>
 
 namespace atl::web {
@@ -39,6 +40,28 @@ struct FileVariant {
   // Last-Modified, Cache-Control, Content-Encoding or Accept-Ranges).
   const http::HeaderBlock* headers = nullptr;
   explicit operator bool() const noexcept { return fd >= 0 || in_memory; }
+};
+
+/// A variant as a cache keeps it: its bytes (small files) or an open
+/// descriptor, its ETag and its prepared headers. The cache closes `fd`.
+struct CachedVariant {
+  int fd = -1;
+  std::uint64_t size = 0;
+  std::string data;  // the whole variant, when small enough to keep
+  bool in_memory = false;
+  std::string etag;
+  // Content-Type, ETag, Last-Modified, Cache-Control and Content-Encoding or
+  // Accept-Ranges: what every answer from this variant carries, made once.
+  http::HeaderBlock headers;
+  explicit operator bool() const noexcept { return fd >= 0 || in_memory; }
+  FileVariant view() const noexcept {
+    return {.fd = fd,
+            .data = data,
+            .in_memory = in_memory,
+            .size = size,
+            .etag = etag,
+            .headers = &headers};
+  }
 };
 
 struct FileResponse {
