@@ -100,6 +100,7 @@ void Conn::reset_request() noexcept {
   response_headers_.clear();
   started_ = sent_ = streaming_ = false;
   filter_count_ = active_filters_ = 0;
+  upgrade_.reset();
   bytes_sent_ = 0;
   request_id.clear();
   if (!assigns_.empty()) assigns_.clear();
@@ -166,6 +167,30 @@ Task<> Conn::end_stream() {
   if (active_filters_) co_await write_filtered({}, true);
   active_filters_ = 0;
   co_await transport_end_stream();
+}
+
+void Conn::upgrade(std::string_view protocol,
+                   std::vector<std::pair<std::string, std::string>> headers,
+                   UpgradeHandler handler) {
+  if (started_) throw std::logic_error("upgrade() after the response started");
+  // RFC 9110 §7.8: only to a protocol the client listed in Upgrade.
+  bool asked = false;
+  std::string_view list = header("upgrade");
+  while (!list.empty() && !asked) {
+    std::size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    asked = iequals(item.substr(0, item.find('/')), protocol.substr(0, protocol.find('/')));
+    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+  }
+  if (!asked)
+    throw std::logic_error("upgrade(): the client did not ask for '" + std::string(protocol) + "'");
+  for (const auto& [name, value] : headers) validate_header(name, value);
+  upgrade_ = std::make_unique<PendingUpgrade>(
+      PendingUpgrade{std::string(protocol), std::move(headers), std::move(handler)});
+  status_ = 101;
+  started_ = sent_ = true;  // answered, as far as the pipeline is concerned
 }
 
 Task<std::string> Conn::read_body(std::optional<std::size_t> limit) {

@@ -234,6 +234,10 @@ Task<> Http1Conn::run(const App& app) {
       bool whole = co_await finish_exchange(*this, thrown);
       if (!whole) break;
     }
+    if (upgrade_) {  // the pipeline has returned: now the 101 and the new protocol
+      co_await switch_protocols();
+      break;
+    }
     if (broken_) break;
     co_await finish_request();
     if (upgraded_ || will_close()) break;

@@ -23,7 +23,6 @@ class Http1Conn final : public Conn {
   Task<> transport_write(std::string_view data) override;
   Task<> transport_end_stream() override;
   Task<> inform(int status, const std::vector<Header>& headers) override;
-  Task<Upgraded> upgrade(std::string_view protocol, const std::vector<Header>& headers) override;
   bool draining() const noexcept override { return sock_.draining(); }
   bool body_unread() const noexcept override { return has_body_ && !body_done_; }
 
@@ -61,6 +60,10 @@ class Http1Conn final : public Conn {
   /// false leaves the rest (and any error) to flush().
   bool flush_now();
   Task<> send_error_and_close(int status, std::string_view reason);
+  /// The 101 for the switch upgrade() recorded, then its handler over the
+  /// connection's bytes (a Stream, h1_writer.cpp).
+  Task<> switch_protocols();
+  class Stream;
   Task<> finish_request();
   Task<> linger();
   bool will_close() const noexcept;

@@ -241,22 +241,55 @@ Task<> Http1Conn::inform(int status, const std::vector<Header>& headers) {
   co_await flush();
 }
 
-Task<Conn::Upgraded> Http1Conn::upgrade(std::string_view protocol,
-                                        const std::vector<Header>& headers) {
-  if (started_) throw std::logic_error("upgrade() after the response started");
-  response_headers_.clear();
+// The connection's bytes after a switch: what the client sent after the
+// request first (still in the read buffer), then the socket's.
+class Http1Conn::Stream final : public Conn::ByteStream {
+ public:
+  explicit Stream(Http1Conn& c) : c_(c) {}
+  Task<std::span<const char>> read() override {
+    if (c_.in_start_ < c_.in_end_) {
+      std::span<const char> early(c_.in_.data() + c_.in_start_, c_.in_end_ - c_.in_start_);
+      c_.in_start_ = c_.in_end_;
+      co_return early;
+    }
+    c_.ensure_in();
+    c_.in_start_ = c_.in_end_ = 0;
+    auto r = co_await c_.sock_.read({c_.in_.data(), cap});
+    if (!r || r.eof()) co_return std::span<const char>{};
+    co_return std::span<const char>(c_.in_.data(), r.bytes);
+  }
+  Task<bool> write(std::string_view data) override {
+    auto r = co_await c_.sock_.write(std::span<const char>(data.data(), data.size()));
+    co_return bool(r);
+  }
+  bool draining() const noexcept override { return c_.sock_.draining(); }
+  const net::PeerAddress& peer() const noexcept override { return c_.sock_.peer(); }
+
+ private:
+  Http1Conn& c_;
+};
+
+Task<> Http1Conn::switch_protocols() {
+  std::unique_ptr<PendingUpgrade> up = std::move(upgrade_);  // the handler lives here now
   response_headers_.set("Connection", "Upgrade");
-  response_headers_.set("Upgrade", protocol);
-  for (const auto& h : headers) response_headers_.add(h.name, h.value);
+  response_headers_.set("Upgrade", up->protocol);
+  for (const auto& [name, value] : up->headers) response_headers_.add(name, value);
+  started_ = sent_ = false;  // (upgrade() marked the exchange answered)
   if (head_needs_flush()) co_await flush();
   write_head(101, -1, false);
   sent_ = true;
   upgraded_ = true;
-  co_await flush();
-  std::string leftover;
-  if (in_start_ < in_end_) leftover.assign(in_.data() + in_start_, in_end_ - in_start_);
-  in_start_ = in_end_ = 0;
-  co_return Upgraded{sock_, std::move(leftover)};
+  if (!co_await flush()) co_return;
+  // A session may sit idle for hours: no I/O timeout; a drain wakes a read.
+  sock_.set_deadline(0);
+  sock_.set_io_timeout(0);
+  sock_.set_wake_on_drain(true);
+  Stream stream(*this);
+  try {
+    co_await up->handler(stream);
+  } catch (const std::exception& e) {
+    log::warn("{} session from {} failed: {}", up->protocol, sock_.peer().to_string(), e.what());
+  }
 }
 
 }  // namespace atl::http

@@ -52,12 +52,54 @@ TestConn& TestConn::with_tls(bool tls) noexcept {
   return *this;
 }
 
+TestConn& TestConn::with_upgrade_input(std::string bytes) {
+  upgrade_in_ = std::move(bytes);
+  return *this;
+}
+
 bool TestConn::run(const App& app) {
   runtime::Loop loop;
   return loop.run_until_complete(run_async(app));
 }
 
-Task<bool> TestConn::run_async(const App& app) { return run_exchange(*this, app); }
+namespace {
+
+// The upgraded connection in memory: reads give `in` once, then the end.
+class MemoryStream final : public Conn::ByteStream {
+ public:
+  MemoryStream(std::string_view in, std::string& out, const net::PeerAddress& peer)
+      : in_(in), out_(out), peer_(peer) {}
+  Task<std::span<const char>> read() override {
+    std::span<const char> s(in_.data(), in_.size());
+    in_ = {};
+    co_return s;
+  }
+  Task<bool> write(std::string_view data) override {
+    out_.append(data);
+    co_return true;
+  }
+  bool draining() const noexcept override { return false; }
+  const net::PeerAddress& peer() const noexcept override { return peer_; }
+
+ private:
+  std::string_view in_;
+  std::string& out_;
+  const net::PeerAddress& peer_;
+};
+
+}  // namespace
+
+Task<bool> TestConn::run_async(const App& app) {
+  bool whole = co_await run_exchange(*this, app);
+  if (whole && upgrade_) {
+    std::unique_ptr<PendingUpgrade> up = std::move(upgrade_);
+    for (const auto& [name, value] : up->headers) response_headers_.add(name, value);
+    upgraded_ = true;
+    MemoryStream stream(upgrade_in_, upgrade_out_, peer_address_);
+    co_await up->handler(stream);
+  }
+  co_return whole;
+}
 
 std::vector<std::pair<std::string, std::string>> TestConn::response_header_list() const {
   std::vector<std::pair<std::string, std::string>> out;
@@ -148,10 +190,6 @@ Task<> TestConn::inform(int status, const std::vector<Header>&) {
   if (started_) throw std::logic_error("inform() after the response started");
   informational_.push_back(status);
   co_return;
-}
-
-Task<Conn::Upgraded> TestConn::upgrade(std::string_view, const std::vector<Header>&) {
-  throw HttpError(501, "TestConn does not switch protocols");
 }
 
 }  // namespace atl::http

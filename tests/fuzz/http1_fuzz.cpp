@@ -95,8 +95,18 @@ Task<> app(Conn& c) {
     co_await c.write_chunk("partial");
     throw std::runtime_error("fuzz: late throw");
   } else if (p.starts_with("/upgrade")) {
-    auto up = co_await c.upgrade("fuzz", {});
-    if (!up.leftover.empty()) co_await up.socket.write(std::string_view(up.leftover));
+    if (c.header("upgrade").empty()) {
+      co_await c.send(426, "Upgrade Required\n");
+      co_return;
+    }
+    // Echoes what follows the switch, the bytes sent with the request first.
+    c.upgrade(c.header("upgrade"), {{"X-Fuzz", "1"}}, [](Conn::ByteStream& s) -> Task<> {
+      for (int i = 0; i < 4; ++i) {
+        auto piece = co_await s.read();
+        if (piece.empty()) break;
+        if (!co_await s.write(std::string_view(piece.data(), piece.size()))) break;
+      }
+    });
   } else if (p.starts_with("/limit")) {
     c.set_body_limit(8);
     std::string body = co_await c.read_body();

@@ -147,3 +147,42 @@ TEST(Exchange, TheErrorLine) {
   EXPECT_EQ(atl::http::error_line(404), "Not Found");
   EXPECT_EQ(atl::http::error_line(503, "try later"), "Service Unavailable: try later");
 }
+
+TEST(Exchange, AnUpgradeIsRecordedThenRunsOverTheConnectionsBytes) {
+  TestConn c("GET", "/chat");
+  c.with_header("Connection", "Upgrade").with_header("Upgrade", "x-chat/2, other");
+  c.with_upgrade_input("hi");
+  bool pipeline_done = false;
+  c.run([&pipeline_done](Conn& conn) -> Task<> {
+    conn.upgrade("x-chat", {{"X-Session", "7"}}, [&pipeline_done](Conn::ByteStream& s) -> Task<> {
+      EXPECT_TRUE(pipeline_done) << "the handler runs after the pipeline returned";
+      auto in = co_await s.read();
+      co_await s.write("echo:" + std::string(in.data(), in.size()));
+      EXPECT_TRUE((co_await s.read()).empty());
+    });
+    EXPECT_EQ(conn.status(), 101);
+    EXPECT_TRUE(conn.response_sent()) << "answered, as far as the pipeline goes";
+    pipeline_done = true;
+    co_return;
+  });
+  EXPECT_TRUE(c.upgraded());
+  EXPECT_EQ(c.upgraded_output(), "echo:hi");
+  EXPECT_EQ(c.response_header("X-Session"), "7");
+}
+
+TEST(Exchange, AnUpgradeTheClientDidNotAskForIsRefused) {
+  TestConn c;
+  c.run([](Conn& conn) -> Task<> {
+    conn.upgrade("websocket", {}, [](Conn::ByteStream&) -> Task<> { co_return; });
+    co_return;
+  });
+  EXPECT_EQ(c.status(), 500) << "a handler bug: it must check Upgrade first";
+  EXPECT_FALSE(c.upgraded());
+  TestConn bad("GET", "/");
+  bad.with_header("Upgrade", "x");
+  bad.run([](Conn& conn) -> Task<> {
+    conn.upgrade("x", {{"Bad", "a\r\nb"}}, [](Conn::ByteStream&) -> Task<> { co_return; });
+    co_return;
+  });
+  EXPECT_EQ(bad.status(), 500) << "a header that would split the 101 is refused";
+}

@@ -21,6 +21,8 @@
 //   /status      answers ?code= with an empty body
 #include <atoll/http/server.hpp>
 #include <atoll/runtime/loop.hpp>
+#include <atoll/web/access_log.hpp>
+#include <atoll/web/pipeline.hpp>
 
 #include <openssl/evp.h>
 #include <CLI/CLI.hpp>
@@ -160,10 +162,12 @@ int main(int argc, char** argv) {
   atl::net::ServerOptions server;
   atl::http::HttpOptions http;
   std::string file_path;
+  std::string access_log;
   server.loops = 1;
   cli.add_option("--port", server.port, "TCP port (0 = pick one and print it)");
   cli.add_option("--loops", server.loops, "event loops");
   cli.add_option("--file", file_path, "the file /file sends");
+  cli.add_option("--access-log", access_log, "write an access log (JSON lines) to this file");
   cli.add_option("--max-request-line", http.max_request_line);
   cli.add_option("--max-header-line", http.max_header_line);
   cli.add_option("--max-headers", http.max_headers);
@@ -211,6 +215,24 @@ int main(int argc, char** argv) {
       co_await c.send(200, "closing\n");
     } else if (p == "/none") {
       co_return;  // no response at all: the server must answer 500 itself
+    } else if (p == "/upgrade") {
+      // The x-echo protocol after a 101: every byte comes back; "bye" ends it.
+      std::string_view asked = c.header("upgrade");
+      if (asked.find("x-echo") == std::string_view::npos) {
+        c.set_header("Upgrade", "x-echo");
+        co_await c.send(426, "Upgrade Required: x-echo\n");
+        co_return;
+      }
+      c.upgrade("x-echo", {{"X-Probe", "upgraded"}}, [](Conn::ByteStream& s) -> Task<> {
+        std::string seen;
+        for (;;) {
+          auto piece = co_await s.read();
+          if (piece.empty()) break;
+          seen.append(piece.data(), piece.size());
+          if (!co_await s.write(std::string_view(piece.data(), piece.size()))) break;
+          if (seen.find("bye") != std::string::npos) break;
+        }
+      });
     } else if (p == "/status") {
       co_await c.send(int(query_number(c, "code", 200)), "");
     } else {
@@ -218,7 +240,11 @@ int main(int argc, char** argv) {
     }
   };
   try {
-    atl::http::serve(server, app, http);
+    if (access_log.empty())
+      atl::http::serve(server, app, http);
+    else
+      atl::http::serve(server,
+                       atl::web::pipeline({atl::web::access_log({.path = access_log})}, app), http);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "http_probe: %s\n", e.what());
     return 1;

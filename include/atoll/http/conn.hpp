@@ -174,14 +174,36 @@ class Conn {
 
   /// Sends an informational response (103 Early Hints with `headers`).
   virtual Task<> inform(int status, const std::vector<Header>& headers) = 0;
-  /// Switches protocols (101): returns the socket for the handler to speak the
-  /// new protocol on, and any bytes the client already sent after the request.
-  /// The connection ends when the handler returns.
-  struct Upgraded {
-    net::Socket& socket;
-    std::string leftover;
+  /// The bytes of a connection after a protocol switch: the socket's on
+  /// HTTP/1.1; an HTTP/2 stream's for RFC 8441's extended CONNECT.
+  class ByteStream {
+   public:
+    virtual ~ByteStream() = default;
+    /// The next bytes (those the client sent after the request first); an
+    /// empty span at the end (the peer closed, or the connection failed).
+    virtual Task<std::span<const char>> read() = 0;
+    /// Sends all of `data`; false if the peer is gone.
+    virtual Task<bool> write(std::string_view data) = 0;
+    /// True while the server drains: the session should end soon.
+    virtual bool draining() const noexcept = 0;
+    virtual const net::PeerAddress& peer() const noexcept = 0;
   };
-  virtual Task<Upgraded> upgrade(std::string_view protocol, const std::vector<Header>& headers) = 0;
+  using UpgradeHandler = std::function<Task<>(ByteStream&)>;
+  /// Switches protocols (101), as a step of its own: the app records the
+  /// switch and returns. Once the pipeline has returned (the access log has
+  /// its 101 line), the 101 goes out with Connection and Upgrade and
+  /// `headers`, and `handler` runs over the connection's bytes; the
+  /// connection ends when it returns. Throws std::logic_error if the client
+  /// did not ask for `protocol` (Upgrade) or the response has started.
+  void upgrade(std::string_view protocol, std::vector<std::pair<std::string, std::string>> headers,
+               UpgradeHandler handler);
+  /// The switch upgrade() recorded, for the transport; nullptr if none.
+  struct PendingUpgrade {
+    std::string protocol;
+    std::vector<std::pair<std::string, std::string>> headers;
+    UpgradeHandler handler;
+  };
+  const PendingUpgrade* pending_upgrade() const noexcept { return upgrade_.get(); }
 
   /// True once the status line (or its equivalent) went to the client.
   bool response_started() const noexcept { return started_; }
@@ -253,6 +275,7 @@ class Conn {
   bool close_ = false;
   std::uint64_t bytes_sent_ = 0;
   std::map<std::type_index, std::shared_ptr<void>> assigns_;
+  std::unique_ptr<PendingUpgrade> upgrade_;
 
  private:
   Task<> send_filtered(int status, std::string_view body);

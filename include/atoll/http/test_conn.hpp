@@ -12,7 +12,9 @@
 //   EXPECT_EQ(c.response_body(), "...");
 //
 // send_file() bodies are read from the descriptor; a streamed response's
-// chunks are kept one by one as well as joined; upgrade() is refused (501).
+// chunks are kept one by one as well as joined; after an upgrade() the new
+// protocol's handler runs over with_upgrade_input()'s bytes, and what it
+// wrote is upgraded_output().
 #include <atoll/http/conn.hpp>
 
 #include <deque>
@@ -32,6 +34,9 @@ class TestConn final : public Conn {
   /// read_body_chunk() in pieces of at most `piece` bytes.
   TestConn& with_body(std::string body, std::size_t piece = 16 * 1024);
   TestConn& with_tls(bool tls = true) noexcept;
+  /// What the client sends after a protocol switch (read by the upgrade
+  /// handler; then the end of the stream).
+  TestConn& with_upgrade_input(std::string bytes);
 
   // --- running ------------------------------------------------------------------------
   /// Runs `app` with the exchange rules on a loop of its own, to the end.
@@ -51,13 +56,15 @@ class TestConn final : public Conn {
   const std::vector<std::string>& chunks() const noexcept { return chunks_; }
   /// The informational responses (100, 103) sent before the final one.
   const std::vector<int>& informational() const noexcept { return informational_; }
+  /// What the upgrade handler wrote, and whether it ran.
+  const std::string& upgraded_output() const noexcept { return upgrade_out_; }
+  bool upgraded() const noexcept { return upgraded_; }
   /// How many times the handler read a piece of the body.
   std::size_t body_reads() const noexcept { return body_reads_; }
 
   // --- Conn -------------------------------------------------------------------------------
   Task<std::span<const char>> read_body_chunk() override;
   Task<> inform(int status, const std::vector<Header>& headers) override;
-  Task<Upgraded> upgrade(std::string_view protocol, const std::vector<Header>& headers) override;
   bool body_unread() const noexcept override { return has_body_ && read_ < request_body_.size(); }
 
  protected:
@@ -80,6 +87,9 @@ class TestConn final : public Conn {
   std::string body_;
   std::vector<std::string> chunks_;
   std::vector<int> informational_;
+  std::string upgrade_in_;
+  std::string upgrade_out_;
+  bool upgraded_ = false;
 };
 
 }  // namespace atl::http
