@@ -176,18 +176,19 @@ void ResponseHeaders::append_token(std::string_view name, std::string_view token
   set(name, joined);
 }
 
-std::vector<Header> ResponseHeaders::list() const {
-  std::vector<Header> out;
-  std::string_view w = wire_;
-  std::size_t pos = 0;
-  while (pos < w.size()) {
-    std::size_t colon = w.find(':', pos), eol = w.find("\r\n", pos);
-    std::string_view v = w.substr(colon + 1, eol - colon - 1);
-    while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-    out.push_back({w.substr(pos, colon - pos), v});
-    pos = eol + 2;
-  }
-  return out;
+Header ResponseHeaders::Iterator::operator*() const noexcept {
+  std::size_t colon = wire_.find(':', pos_), eol = wire_.find("\r\n", pos_);
+  std::string_view v = wire_.substr(colon + 1, eol - colon - 1);
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  return {wire_.substr(pos_, colon - pos_), v};
 }
+
+ResponseHeaders::Iterator& ResponseHeaders::Iterator::operator++() noexcept {
+  std::size_t eol = wire_.find("\r\n", pos_);
+  pos_ = eol == std::string_view::npos ? wire_.size() : eol + 2;
+  return *this;
+}
+
+std::vector<Header> ResponseHeaders::list() const { return {begin(), end()}; }
 
 }  // namespace atl::http

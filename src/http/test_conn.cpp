@@ -103,16 +103,7 @@ Task<bool> TestConn::run_async(const App& app) {
 
 std::vector<std::pair<std::string, std::string>> TestConn::response_header_list() const {
   std::vector<std::pair<std::string, std::string>> out;
-  std::string_view wire = response_headers_.wire();
-  while (!wire.empty()) {
-    auto eol = wire.find("\r\n");
-    std::string_view line = wire.substr(0, eol);
-    auto colon = line.find(':');
-    std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-    out.emplace_back(std::string(line.substr(0, colon)), std::string(value));
-    wire.remove_prefix(eol == std::string_view::npos ? wire.size() : eol + 2);
-  }
+  for (Header h : response_headers_) out.emplace_back(h.name, h.value);
   return out;
 }
 

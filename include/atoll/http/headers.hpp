@@ -2,6 +2,7 @@
 // Header collections: request headers as zero-copy views, response headers
 // as a reusable serialised block.
 #include <cstddef>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,7 +59,35 @@ class ResponseHeaders {
   void clear() noexcept { wire_.clear(); }
   bool empty() const noexcept { return wire_.empty(); }
 
-  /// Every header as (name, value) views into the block.
+  /// Every header as (name, value) views into the block, in order, without
+  /// allocating: `for (http::Header h : response_headers())`. The storage is
+  /// a protocol's business: HTTP/1.1 writes these bytes as they are, HTTP/2
+  /// will HPACK the pairs.
+  class Iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = Header;
+    using difference_type = std::ptrdiff_t;
+    using pointer = void;
+    using reference = Header;
+    Iterator() = default;
+    Iterator(std::string_view wire, std::size_t pos) noexcept : wire_(wire), pos_(pos) {}
+    Header operator*() const noexcept;
+    Iterator& operator++() noexcept;
+    Iterator operator++(int) noexcept {
+      Iterator old = *this;
+      ++*this;
+      return old;
+    }
+    bool operator==(const Iterator& o) const noexcept { return pos_ == o.pos_; }
+
+   private:
+    std::string_view wire_;
+    std::size_t pos_ = 0;
+  };
+  Iterator begin() const noexcept { return {wire_, 0}; }
+  Iterator end() const noexcept { return {wire_, wire_.size()}; }
+  /// The same pairs, copied into a vector.
   std::vector<Header> list() const;
 
  private:
