@@ -24,6 +24,7 @@ class Http1Conn final : public Conn {
   Task<> transport_end_stream() override;
   Task<> inform(int status, const std::vector<Header>& headers) override;
   bool draining() const noexcept override { return sock_.draining(); }
+  runtime::StopSource* drain_signal() const noexcept override { return sock_.drain_signal(); }
   bool body_unread() const noexcept override { return has_body_ && !body_done_; }
 
  private:

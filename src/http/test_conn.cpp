@@ -2,6 +2,7 @@
 
 #include <atoll/http/exchange.hpp>
 #include <atoll/runtime/loop.hpp>
+#include <atoll/runtime/stop.hpp>
 
 #include <unistd.h>
 
@@ -26,7 +27,10 @@ TestConn::TestConn(std::string_view method, std::string_view target) {
   path_ = std::move(*decoded);
   if (path_.empty()) path_ = "/";
   body_limit_ = 1024 * 1024;
+  drain_ = std::make_unique<runtime::StopSource>();
 }
+
+TestConn::~TestConn() = default;
 
 std::string_view TestConn::keep(std::string_view s) { return strings_.emplace_back(s); }
 
@@ -51,6 +55,13 @@ TestConn& TestConn::with_tls(bool tls) noexcept {
   tls_ = tls;
   return *this;
 }
+
+TestConn& TestConn::with_draining() {
+  drain_->request();  // (no waiter yet: nothing to schedule)
+  return *this;
+}
+
+bool TestConn::draining() const noexcept { return drain_ && drain_->requested(); }
 
 TestConn& TestConn::with_upgrade_input(std::string bytes) {
   upgrade_in_ = std::move(bytes);

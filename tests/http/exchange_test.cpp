@@ -2,6 +2,7 @@
 // no socket, no protocol, just what every protocol must do alike.
 #include <atoll/http/exchange.hpp>
 #include <atoll/http/test_conn.hpp>
+#include <atoll/runtime/stop.hpp>
 
 #include <gtest/gtest.h>
 
@@ -185,4 +186,25 @@ TEST(Exchange, AnUpgradeTheClientDidNotAskForIsRefused) {
     co_return;
   });
   EXPECT_EQ(bad.status(), 500) << "a header that would split the 101 is refused";
+}
+
+TEST(Exchange, ALongResponseEndsWhenTheServerDrains) {
+  auto events = [](Conn& conn) -> Task<> {
+    co_await conn.begin_stream(200);
+    for (int i = 0; i < 1000; ++i) {
+      co_await conn.write_chunk("tick\n");
+      EXPECT_NE(conn.drain_signal(), nullptr);
+      if (!conn.drain_signal()) break;
+      // An hour between events, unless the server drains first.
+      if (!co_await atl::runtime::sleep_for(3'600'000, *conn.drain_signal())) break;
+    }
+    co_await conn.write_chunk("bye\n");
+    co_await conn.end_stream();
+  };
+  TestConn c;
+  c.with_draining();
+  EXPECT_TRUE(c.draining());
+  c.run(events);
+  EXPECT_EQ(c.response_body(), "tick\nbye\n");
+  EXPECT_FALSE(TestConn().draining());
 }

@@ -21,6 +21,7 @@
 //   /status      answers ?code= with an empty body
 #include <atoll/http/server.hpp>
 #include <atoll/runtime/loop.hpp>
+#include <atoll/runtime/stop.hpp>
 #include <atoll/web/access_log.hpp>
 #include <atoll/web/pipeline.hpp>
 
@@ -215,6 +216,17 @@ int main(int argc, char** argv) {
       co_await c.send(200, "closing\n");
     } else if (p == "/none") {
       co_return;  // no response at all: the server must answer 500 itself
+    } else if (p == "/events") {
+      // An event stream: a tick every `ms` until the server drains, then "bye".
+      long ms = query_number(c, "ms", 50);
+      c.set_header("Content-Type", "text/event-stream");
+      co_await c.begin_stream(200);
+      for (long i = 0;; ++i) {
+        co_await c.write_chunk("data: tick " + std::to_string(i) + "\n\n");
+        if (!c.drain_signal() || !co_await atl::runtime::sleep_for(ms, *c.drain_signal())) break;
+      }
+      co_await c.write_chunk("data: bye\n\n");
+      co_await c.end_stream();
     } else if (p == "/upgrade") {
       // The x-echo protocol after a 101: every byte comes back; "bye" ends it.
       std::string_view asked = c.header("upgrade");

@@ -2,7 +2,8 @@
 records the switch with Conn::upgrade() and returns, the pipeline finishes
 (the access log has its 101 line at once), then the 101 goes out and the new
 protocol runs over the connection's bytes, those sent with the request
-first. http_probe's /upgrade speaks "x-echo": every byte back, "bye" ends."""
+first. http_probe's /upgrade speaks "x-echo": every byte back, "bye" ends.
+And a long-lived response (/events) ends when the server drains."""
 
 import json
 import os
@@ -120,6 +121,36 @@ class UpgradeDrainTest(unittest.TestCase):
             srv.proc.send_signal(signal.SIGTERM)
             self.assertEqual(s.recv(100), b"", "the idle session is closed by the drain")
             self.assertLess(time.monotonic() - t0, 5, "at once, not at the drain deadline")
+        finally:
+            s.close()
+            self.assertEqual(srv.stop(), 0)
+
+
+class EventStreamDrainTest(unittest.TestCase):
+    """A long-lived response waits on Conn::drain_signal(): a drain ends the
+    stream cleanly (its last event, the chunked terminator) at once, not at
+    the drain deadline, and the server exits 0."""
+
+    def test_a_drain_ends_an_event_stream_cleanly(self):
+        srv = AtollProcess("http_probe").start()
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        try:
+            s.sendall(b"GET /events?ms=60000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, rest = read_head(s)
+            self.assertTrue(status.startswith("HTTP/1.1 200"))
+            self.assertEqual(headers["transfer-encoding"], "chunked")
+            data = rest
+            while b"tick 0" not in data:
+                data += s.recv(4096)
+            t0 = time.monotonic()
+            srv.proc.send_signal(signal.SIGTERM)
+            while not data.endswith(b"0\r\n\r\n"):
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, f"closed before the stream ended: {data!r}")
+                data += chunk
+            self.assertLess(time.monotonic() - t0, 5, "at once, not after the minute's sleep")
+            self.assertIn(b"data: bye", data)
+            self.assertNotIn(b"tick 1", data)
         finally:
             s.close()
             self.assertEqual(srv.stop(), 0)

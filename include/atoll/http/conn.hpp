@@ -26,6 +26,9 @@
 namespace atl::net {
 class Socket;
 }
+namespace atl::runtime {
+class StopSource;
+}
 
 namespace atl::http {
 
@@ -219,6 +222,11 @@ class Conn {
   /// True while the server drains (stops): a health check answers 503 so a
   /// load balancer sends new work elsewhere. False where nothing drains.
   virtual bool draining() const noexcept { return false; }
+  /// The server's drain signal, requested when it starts to stop: a
+  /// long-lived response (an event stream) waits on it, with
+  /// `runtime::sleep_for(ms, *signal)` or `signal->wait()`, and ends.
+  /// nullptr where nothing drains.
+  virtual runtime::StopSource* drain_signal() const noexcept { return nullptr; }
 
   // --- per-request state ----------------------------------------------------------
   /// The request id, if a middleware set one (shown on error pages and logs).

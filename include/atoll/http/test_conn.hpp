@@ -18,6 +18,7 @@
 #include <atoll/http/conn.hpp>
 
 #include <deque>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +28,7 @@ namespace atl::http {
 class TestConn final : public Conn {
  public:
   explicit TestConn(std::string_view method = "GET", std::string_view target = "/");
+  ~TestConn() override;
 
   // --- building the request ------------------------------------------------------------
   TestConn& with_header(std::string_view name, std::string_view value);
@@ -37,6 +39,9 @@ class TestConn final : public Conn {
   /// What the client sends after a protocol switch (read by the upgrade
   /// handler; then the end of the stream).
   TestConn& with_upgrade_input(std::string bytes);
+  /// The server is draining already when the app runs (drain_signal() is
+  /// requested, draining() is true).
+  TestConn& with_draining();
 
   // --- running ------------------------------------------------------------------------
   /// Runs `app` with the exchange rules on a loop of its own, to the end.
@@ -66,6 +71,8 @@ class TestConn final : public Conn {
   Task<std::span<const char>> read_body_chunk() override;
   Task<> inform(int status, const std::vector<Header>& headers) override;
   bool body_unread() const noexcept override { return has_body_ && read_ < request_body_.size(); }
+  bool draining() const noexcept override;
+  runtime::StopSource* drain_signal() const noexcept override { return drain_.get(); }
 
  protected:
   Task<> transport_send(int status, std::string_view body) override;
@@ -87,6 +94,7 @@ class TestConn final : public Conn {
   std::string body_;
   std::vector<std::string> chunks_;
   std::vector<int> informational_;
+  std::unique_ptr<runtime::StopSource> drain_;
   std::string upgrade_in_;
   std::string upgrade_out_;
   bool upgraded_ = false;
