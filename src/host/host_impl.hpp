@@ -59,18 +59,10 @@ struct Resolved {
   std::int64_t deploy = 0;
   std::string location;
   std::int64_t expires_ms = 0;  // missing entries only
-  std::string mime;
   std::string cache_control;
-  std::string last_modified;
-  Variant variants[4];  // identity, then 1 + int(web::ContentCoding)
-  // What web::send_file_response is handed: views of the above, made once
-  // (a Resolved lives on the heap and never moves).
-  web::FileVariant views[4];
-  web::FileResponse file;
-  ~Resolved() {
-    for (auto& v : variants)
-      if (v.fd >= 0) ::close(v.fd);
-  }
+  // The variants (identity, then 1 + int(web::ContentCoding)), ready for
+  // web::send_file_response (a Resolved lives on the heap and never moves).
+  web::CachedFile cached;
 };
 
 struct SiteCache {

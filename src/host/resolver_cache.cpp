@@ -146,12 +146,13 @@ std::shared_ptr<Resolved> Host::Impl::resolve_blocking(std::int64_t deploy, std:
       if (!bare.empty() && bare.back() != '/' && !exists(bare)) return redirect(bare);
     }
     r->kind = Resolved::Kind::file;
-    r->mime = rec->mime;
+    web::CachedFile& f = r->cached;
+    f.mime = rec->mime;
     r->cache_control = cache_control_for(rec->path, rec->mime);
     const std::string* hashes[4] = {&rec->hash, &rec->br, &rec->zst, &rec->gz};
     for (int i = 0; i < 4; ++i) {
       if (hashes[i]->empty()) continue;
-      Variant& v = r->variants[i];
+      Variant& v = f.variants[i];
       int fd = ::open(host.store_->path(*hashes[i]).c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0) {
         if (i == 0)
@@ -164,18 +165,18 @@ std::shared_ptr<Resolved> Host::Impl::resolve_blocking(std::int64_t deploy, std:
         // deploy that leaves the file unchanged leaves the date too).
         struct stat st;
         if (::fstat(fd, &st) == 0) {
-          r->file.mtime = st.st_mtim.tv_sec;
+          f.mtime = st.st_mtim.tv_sec;
           char date[29];
-          http::format_http_date(r->file.mtime, date);
-          r->last_modified.assign(date, sizeof date);
+          http::format_http_date(f.mtime, date);
+          f.last_modified.assign(date, sizeof date);
         }
       }
       v.fd = fd;
       v.size = i == 0 ? rec->size : i == 1 ? rec->br_size : i == 2 ? rec->zst_size : rec->gz_size;
       v.etag = "\"" + *hashes[i] + "\"";
-      v.headers.add("Content-Type", r->mime);
+      v.headers.add("Content-Type", f.mime);
       v.headers.add("ETag", v.etag);
-      if (!r->last_modified.empty()) v.headers.add("Last-Modified", r->last_modified);
+      if (!f.last_modified.empty()) v.headers.add("Last-Modified", f.last_modified);
       v.headers.add("Cache-Control", r->cache_control);
       if (i > 0)
         v.headers.add("Content-Encoding", web::coding_name(web::ContentCoding(i - 1)));
@@ -191,11 +192,8 @@ std::shared_ptr<Resolved> Host::Impl::resolve_blocking(std::int64_t deploy, std:
           v.data.clear();
         }
       }
-      r->views[i] = v.view();
-      r->file.variants[i] = &r->views[i];
     }
-    r->file.mime = r->mime;
-    r->file.last_modified = r->last_modified;
+    f.ready();
     return r;
   }
   if (rel.empty()) return r;

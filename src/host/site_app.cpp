@@ -40,8 +40,8 @@ Task<> Host::Impl::send_resolved(http::Conn& c, const SiteEntry& site, const Res
   };
   // (Not a coroutine: send_file_response calls `rules` before it returns,
   // and the Task it returns reads only `r`, which the caller holds.)
-  if (site.config.headers.empty()) return web::send_file_response(c, r.file, status);
-  web::FileResponse file = r.file;
+  if (site.config.headers.empty()) return web::send_file_response(c, r.cached.response, status);
+  web::FileResponse file = r.cached.response;
   file.decorate = &rules;
   return web::send_file_response(c, file, status);
 }

@@ -108,6 +108,22 @@ constexpr std::string_view precondition_failed = "Precondition Failed: the file 
 
 }  // namespace
 
+CachedFile::~CachedFile() {
+  for (auto& v : variants)
+    if (v.fd >= 0) ::close(v.fd);
+}
+
+void CachedFile::ready(std::size_t max_ranges) noexcept {
+  for (int i = 0; i < 4; ++i) {
+    views_[i] = variants[i].view();
+    response.variants[i] = variants[i] ? &views_[i] : nullptr;
+  }
+  response.mime = mime;
+  response.mtime = mtime;
+  response.last_modified = last_modified;
+  response.max_ranges = max_ranges;
+}
+
 bool etag_list_matches(std::string_view list, std::string_view etag, bool weak) noexcept {
   std::size_t i = 0;
   auto skip = [&] {

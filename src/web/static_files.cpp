@@ -30,19 +30,12 @@ using Variant = CachedVariant;
 
 struct Entry {
   enum class Kind { file, directory, missing } kind = Kind::missing;
-  Variant variants[4];  // identity, then by ContentCoding
-  std::string_view mime;
-  std::string last_modified;
-  long mtime = 0;
+  CachedFile cached;  // the variants (identity, then by ContentCoding), ready to send
   ino_t ino = 0;
   dev_t dev = 0;
   std::int64_t mtime_ns = 0;
   std::string file;  // the file system path this entry was built from
   std::int64_t checked_ms = 0;
-  ~Entry() {
-    for (auto& v : variants)
-      if (v.fd >= 0) ::close(v.fd);
-  }
 };
 
 struct Cache {
@@ -152,33 +145,35 @@ std::shared_ptr<Entry> StaticFiles::build(std::string_view path, Cache& cache) {
   e->file = file;
   e->ino = st.st_ino;
   e->dev = st.st_dev;
-  e->mtime = st.st_mtim.tv_sec;
+  e->cached.mtime = st.st_mtim.tv_sec;
   e->mtime_ns = std::int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   char date[29];
-  http::format_http_date(e->mtime, date);
-  e->last_modified.assign(date, sizeof date);
-  e->mime = mime_type(file);
-  if (!open_variant(e->variants[0], file, cache, *e)) return std::make_shared<Entry>();
+  http::format_http_date(e->cached.mtime, date);
+  e->cached.last_modified.assign(date, sizeof date);
+  e->cached.mime = mime_type(file);
+  Variant* variants = e->cached.variants;
+  if (!open_variant(variants[0], file, cache, *e)) return std::make_shared<Entry>();
   if (opt_.precompressed) {
     for (int i = 1; i < 4; ++i) {
-      if (open_variant(e->variants[i], file + std::string(encoding_suffixes[i]), cache, *e)) {
-        e->variants[i].etag.insert(e->variants[i].etag.size() - 1,
-                                   "-" + std::string(coding_name(ContentCoding(i - 1))));
+      if (open_variant(variants[i], file + std::string(encoding_suffixes[i]), cache, *e)) {
+        variants[i].etag.insert(variants[i].etag.size() - 1,
+                                "-" + std::string(coding_name(ContentCoding(i - 1))));
       }
     }
   }
   for (int i = 0; i < 4; ++i) {
-    Variant& v = e->variants[i];
+    Variant& v = variants[i];
     if (!v) continue;
-    v.headers.add("Content-Type", e->mime);
+    v.headers.add("Content-Type", e->cached.mime);
     v.headers.add("ETag", v.etag);
-    v.headers.add("Last-Modified", e->last_modified);
+    v.headers.add("Last-Modified", e->cached.last_modified);
     if (!opt_.cache_control.empty()) v.headers.add("Cache-Control", opt_.cache_control);
     if (i > 0)
       v.headers.add("Content-Encoding", coding_name(ContentCoding(i - 1)));
     else
       v.headers.add("Accept-Ranges", "bytes");
   }
+  e->cached.ready(opt_.max_ranges);
   e->kind = Entry::Kind::file;
   return e;
 }
@@ -196,12 +191,12 @@ std::shared_ptr<Entry> StaticFiles::lookup(std::string_view path) {
     bool same = e.kind == Entry::Kind::file && ::stat(e.file.c_str(), &st) == 0 &&
                 st.st_ino == e.ino && st.st_dev == e.dev &&
                 std::int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec == e.mtime_ns &&
-                std::uint64_t(st.st_size) == e.variants[0].size;
+                std::uint64_t(st.st_size) == e.cached.variants[0].size;
     if (same) {
       e.checked_ms = now;
       return it->second;
     }
-    for (auto& v : e.variants)
+    for (auto& v : e.cached.variants)
       if (v.in_memory) cache.inline_bytes -= v.size;
     cache.entries.erase(it);
   }
@@ -251,20 +246,7 @@ Task<> StaticFiles::serve(Conn& c, const App* next) {
     co_return;
   }
 
-  // (Views of the cached entry, which this frame holds: no copies.)
-  FileVariant views[4];
-  FileResponse file;
-  for (int i = 0; i < 4; ++i) {
-    const Variant& v = e->variants[i];
-    if (!v) continue;
-    views[i] = v.view();
-    file.variants[i] = &views[i];
-  }
-  file.mime = e->mime;
-  file.mtime = e->mtime;
-  file.last_modified = e->last_modified;
-  file.max_ranges = opt_.max_ranges;
-  co_await send_file_response(c, file);
+  co_await send_file_response(c, e->cached.response);  // (this frame holds the entry)
 }
 
 }  // namespace

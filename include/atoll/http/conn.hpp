@@ -200,13 +200,12 @@ class Conn {
   /// did not ask for `protocol` (Upgrade) or the response has started.
   void upgrade(std::string_view protocol, std::vector<std::pair<std::string, std::string>> headers,
                UpgradeHandler handler);
-  /// The switch upgrade() recorded, for the transport; nullptr if none.
+  /// The switch upgrade() recorded, for the transport (upgrade_).
   struct PendingUpgrade {
     std::string protocol;
     std::vector<std::pair<std::string, std::string>> headers;
     UpgradeHandler handler;
   };
-  const PendingUpgrade* pending_upgrade() const noexcept { return upgrade_.get(); }
 
   /// True once the status line (or its equivalent) went to the client.
   bool response_started() const noexcept { return started_; }

@@ -78,6 +78,28 @@ struct FileResponse {
   const std::function<void(http::ResponseHeaders&)>* decorate = nullptr;
 };
 
+/// A file as a cache keeps it: its variants (identity, then one per
+/// ContentCoding; descriptors closed with it), its type and dates, and the
+/// FileResponse that views them, made once by ready() so a request builds
+/// nothing. It does not move: the response points into it.
+struct CachedFile {
+  CachedVariant variants[4];
+  std::string mime;
+  std::int64_t mtime = -1;
+  std::string last_modified;
+  FileResponse response;
+
+  CachedFile() = default;
+  CachedFile(const CachedFile&) = delete;
+  CachedFile& operator=(const CachedFile&) = delete;
+  ~CachedFile();
+  /// Points `response` at the variants that are there; call once they are.
+  void ready(std::size_t max_ranges = 16) noexcept;
+
+ private:
+  FileVariant views_[4];
+};
+
 /// Answers `c` with the file at `status` (200; a page served for another
 /// path, such as a 404 page, passes its own status and gets neither
 /// preconditions nor ranges). The checks and headers are done when this
