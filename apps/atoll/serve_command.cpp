@@ -84,34 +84,45 @@ void add_serve_options(CLI::App& cmd, ServeSettings& s) {
 
 namespace {
 
-// Each setting: its config key and its flag.
-constexpr std::pair<const char*, const char*> settings[] = {
-    {"listen", "--listen"},
-    {"admin_listen", "--admin-listen"},
-    {"data", "--data"},
-    {"base_domain", "--base-domain"},
-    {"demo_sites", "--demo-sites"},
-    {"demo", "--no-demo"},
-    {"loops", "--loops"},
-    {"workers", "--workers"},
-    {"max_connections", "--max-connections"},
-    {"max_upload", "--max-upload"},
-    {"tls_cert", "--tls-cert"},
-    {"tls_key", "--tls-key"},
-    {"admin_tls_cert", "--admin-tls-cert"},
-    {"admin_tls_key", "--admin-tls-key"},
-    {"access_log", "--access-log"},
-    {"access_log_format", "--access-log-format"},
-    {"root", "--root"},
-    {"cache_control", "--cache-control"},
-    {"precompressed", "--no-precompressed"},
-    {"pid_file", "--pid-file"},
-    {"certificates", "[[certificates]]"}};
+// Each setting: its config key, its flag, and whether the config file takes
+// it (--no-demo and --no-precompressed are flags only).
+struct Setting {
+  const char* key;
+  const char* flag;
+  bool in_config = true;
+};
+constexpr Setting settings[] = {{"listen", "--listen"},
+                                {"admin_listen", "--admin-listen"},
+                                {"data", "--data"},
+                                {"base_domain", "--base-domain"},
+                                {"demo_sites", "--demo-sites"},
+                                {"demo", "--no-demo", false},
+                                {"loops", "--loops"},
+                                {"workers", "--workers"},
+                                {"max_connections", "--max-connections"},
+                                {"max_upload", "--max-upload"},
+                                {"tls_cert", "--tls-cert"},
+                                {"tls_key", "--tls-key"},
+                                {"admin_tls_cert", "--admin-tls-cert"},
+                                {"admin_tls_key", "--admin-tls-key"},
+                                {"access_log", "--access-log"},
+                                {"access_log_format", "--access-log-format"},
+                                {"root", "--root"},
+                                {"cache_control", "--cache-control"},
+                                {"precompressed", "--no-precompressed", false},
+                                {"pid_file", "--pid-file"},
+                                {"certificates", "[[certificates]]"}};
 
 const char* flag_of(const std::string& key) {
-  for (auto [k, flag] : settings)
-    if (key == k) return flag;
+  for (const Setting& st : settings)
+    if (key == st.key) return st.flag;
   return "?";
+}
+
+bool config_key(std::string_view key) {
+  for (const Setting& st : settings)
+    if (st.in_config && key == st.key) return true;
+  return false;
 }
 
 }  // namespace
@@ -135,8 +146,8 @@ std::string mode_conflict(const ServeSettings& s) {
 }
 
 void apply_config_file(CLI::App& cmd, ServeSettings& s) {
-  for (auto [key, flag] : settings)
-    if (flag[0] == '-' && cmd.count(flag) > 0) s.given.insert(key);
+  for (const Setting& st : settings)
+    if (st.flag[0] == '-' && cmd.count(st.flag) > 0) s.given.insert(st.key);
   if (s.config.empty()) return;
   toml::table t;
   try {
@@ -165,16 +176,8 @@ void apply_config_file(CLI::App& cmd, ServeSettings& s) {
       throw std::invalid_argument(where(*n) + "'" + key + "' must be a non-negative integer");
     if (!given(flag)) out = static_cast<std::remove_reference_t<decltype(out)>>(*v);
   };
-  static const std::set<std::string> known = {
-      "listen",        "admin_listen",    "data",
-      "base_domain",   "demo_sites",      "loops",
-      "workers",       "max_connections", "max_upload",
-      "tls_cert",      "tls_key",         "admin_tls_cert",
-      "admin_tls_key", "access_log",      "access_log_format",
-      "root",          "cache_control",   "certificates",
-      "pid_file"};
   for (auto& [k, v] : t) {
-    if (!known.count(std::string(k.str())))
+    if (!config_key(k.str()))
       throw std::invalid_argument(where(v) + "unknown setting '" + std::string(k.str()) + "'");
     s.given.insert(std::string(k.str()));
   }
