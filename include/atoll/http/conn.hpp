@@ -196,8 +196,10 @@ class Conn {
   /// switch and returns. Once the pipeline has returned (the access log has
   /// its 101 line), the 101 goes out with Connection and Upgrade and
   /// `headers`, and `handler` runs over the connection's bytes; the
-  /// connection ends when it returns. Throws std::logic_error if the client
-  /// did not ask for `protocol` (Upgrade) or the response has started.
+  /// connection ends when it returns. The server's I/O timeouts no longer
+  /// apply then (a session may rightly sit idle for hours): the protocol
+  /// keeps its own liveness, as WebSocket pings do, and ends on draining(). Throws std::logic_error
+  /// if the client did not ask for `protocol` (Upgrade) or the response has started.
   void upgrade(std::string_view protocol, std::vector<std::pair<std::string, std::string>> headers,
                UpgradeHandler handler);
   /// The switch upgrade() recorded, for the transport (upgrade_).
