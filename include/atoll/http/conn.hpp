@@ -198,8 +198,9 @@ class Conn {
   /// `headers`, and `handler` runs over the connection's bytes; the
   /// connection ends when it returns. The server's I/O timeouts no longer
   /// apply then (a session may rightly sit idle for hours): the protocol
-  /// keeps its own liveness, as WebSocket pings do, and ends on draining(). Throws std::logic_error
-  /// if the client did not ask for `protocol` (Upgrade) or the response has started.
+  /// keeps its own liveness, as WebSocket pings do, and ends on draining().
+  /// Throws std::logic_error if the client did not ask for `protocol`
+  /// (Upgrade) or the response has started.
   void upgrade(std::string_view protocol, std::vector<std::pair<std::string, std::string>> headers,
                UpgradeHandler handler);
   /// The switch upgrade() recorded, for the transport (upgrade_).
